@@ -1,0 +1,6 @@
+//! minibox's builder: the Minifile parser, the build loop and cache, base images, and the
+//! image-management subcommands of `mbuild`. It never mounts, clones or touches cgroups
+//! itself: RUN goes through `runner`'s library.
+
+pub mod cli;
+pub mod manage;

@@ -1,0 +1,1 @@
+//! Only the binaries under test live in this package (see Cargo.toml).

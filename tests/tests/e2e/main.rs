@@ -1,0 +1,1 @@
+//! End-to-end tests: the real `mbuild` and `mrun` against temporary stores.
