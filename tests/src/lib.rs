@@ -1,1 +1,0 @@
-//! Only the binaries under test live in this package (see Cargo.toml).
