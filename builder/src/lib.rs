@@ -3,4 +3,8 @@
 //! itself: RUN goes through `runner`'s library.
 
 pub mod cli;
+mod error;
 pub mod manage;
+mod units;
+
+pub use error::{Error, Result};

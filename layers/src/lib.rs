@@ -5,6 +5,8 @@
 pub mod archive;
 pub mod digest;
 pub mod error;
+pub mod fsck;
+pub mod gc;
 pub mod image;
 mod lock;
 pub mod pack;

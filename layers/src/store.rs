@@ -73,18 +73,7 @@ impl Store {
         }
         clear_stale_sessions(&root.join("tmp"))?;
 
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let session = root
-            .join("tmp")
-            .join(format!("s-{}-{nanos}", std::process::id()));
-        mkdir(&session, 0o700)?;
-        let session_lock = File::open(&session).ctx("open", &session)?;
-        if !lock::try_lock_exclusive(&session_lock).ctx("lock", &session)? {
-            return Err(Error::file(&session, "session directory is locked by another process"));
-        }
+        let (session, session_lock) = new_session(&root.join("tmp"))?;
         Ok(Store {
             root,
             session,
@@ -445,7 +434,7 @@ pub(crate) fn write_atomic_via(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<
 }
 
 /// Remove a tree that may contain read-only directories (layers are made read-only).
-pub(crate) fn remove_all(p: &Path) -> io::Result<()> {
+pub fn remove_all(p: &Path) -> io::Result<()> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -473,6 +462,31 @@ fn walk_dirs(p: &Path) -> Vec<PathBuf> {
         i += 1;
     }
     out
+}
+
+/// Create and lock this process's session directory. Another process clearing stale
+/// sessions may lock and remove it between our mkdir and our flock; the inode check
+/// afterwards notices that, and we start over under a new name.
+fn new_session(tmp: &Path) -> Result<(PathBuf, File)> {
+    use std::os::unix::fs::MetadataExt;
+    for attempt in 0u32.. {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let session = tmp.join(format!("s-{}-{nanos}-{attempt}", std::process::id()));
+        mkdir(&session, 0o700)?;
+        let f = File::open(&session).ctx("open", &session)?;
+        let locked = lock::try_lock_exclusive(&f).ctx("lock", &session)?;
+        let same = match (f.metadata(), fs::symlink_metadata(&session)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if locked && same {
+            return Ok((session, f));
+        }
+    }
+    unreachable!()
 }
 
 /// Remove the session directories of processes that are gone (their flock is free), and
