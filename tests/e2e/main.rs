@@ -1,1 +1,5 @@
-//! End-to-end tests: the real `mbuild` and `mrun` against temporary stores.
+//! End-to-end tests: the real `mbuild` and `mrun` binaries against temporary stores.
+//! One test binary with a module per area; `common` gives each test its own store.
+
+mod common;
+mod store;
