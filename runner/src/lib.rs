@@ -1,4 +1,15 @@
 //! minibox's runner: turns an image (or a list of layer directories and a process spec)
 //! into an isolated, limited process. It never parses Minifiles.
 
+pub mod cgroup;
+pub mod child;
 pub mod cli;
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod process;
+pub mod rootfs;
+pub mod spec;
+pub mod syscall;
+
+pub use error::{Error, Result};

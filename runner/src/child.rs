@@ -1,0 +1,448 @@
+//! The cloned child: one linear function that turns the new namespaces into the container
+//! and execs the command, in the order crun and youki use: private mounts → overlay root →
+//! proc/sys/dev → volumes/devices → pivot → hostname → network → capabilities → ids → cwd
+//! → exec. It runs between clone and execve in a copy of a possibly multi-threaded parent,
+//! so it never allocates: everything it needs was prepared by the parent (`Plan`).
+
+use crate::rootfs::{Rootfs, Step, Target};
+use crate::syscall::{Sys, SysResult};
+use std::ffi::{c_char, c_int, CStr, CString};
+
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+/// Capability numbers (linux/capability.h); the libc crate does not carry them.
+pub mod cap {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
+    pub const KILL: u32 = 5;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const SETPCAP: u32 = 8;
+    pub const NET_BIND_SERVICE: u32 = 10;
+    pub const NET_RAW: u32 = 13;
+    pub const SYS_CHROOT: u32 = 18;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const MKNOD: u32 = 27;
+    pub const AUDIT_WRITE: u32 = 29;
+    pub const SETFCAP: u32 = 31;
+}
+
+/// Docker's default capabilities (moby oci/caps/defaults.go).
+pub const DEFAULT_CAPS: u64 = (1 << cap::CHOWN)
+    | (1 << cap::DAC_OVERRIDE)
+    | (1 << cap::FSETID)
+    | (1 << cap::FOWNER)
+    | (1 << cap::MKNOD)
+    | (1 << cap::NET_RAW)
+    | (1 << cap::SETGID)
+    | (1 << cap::SETUID)
+    | (1 << cap::SETFCAP)
+    | (1 << cap::SETPCAP)
+    | (1 << cap::NET_BIND_SERVICE)
+    | (1 << cap::SYS_CHROOT)
+    | (1 << cap::KILL)
+    | (1 << cap::AUDIT_WRITE);
+
+/// Everything the child does, prepared by the parent.
+pub struct Plan {
+    pub rootfs: Rootfs,
+    pub hostname: CString,
+    pub loopback: bool,
+    pub cgroupns: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// None when setgroups(2) is denied (a user namespace whose setgroups file says deny).
+    pub groups: Option<Vec<libc::gid_t>>,
+    pub caps: u64,
+    pub last_cap: u32,
+    pub cwd: CString,
+    /// Paths to try in order: argv[0] itself, or each $PATH entry joined with it.
+    pub candidates: Vec<CString>,
+    pub arg0: CString,
+    argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+impl Plan {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rootfs: Rootfs,
+        hostname: CString,
+        loopback: bool,
+        cgroupns: bool,
+        (uid, gid, groups): (u32, u32, Option<Vec<libc::gid_t>>),
+        caps: u64,
+        cwd: CString,
+        candidates: Vec<CString>,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+    ) -> Plan {
+        let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
+        Plan {
+            rootfs,
+            hostname,
+            loopback,
+            cgroupns,
+            uid,
+            gid,
+            groups,
+            caps,
+            last_cap,
+            cwd,
+            candidates,
+            arg0: argv.first().cloned().unwrap_or_default(),
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            argv,
+            envp,
+        }
+    }
+
+    pub fn argv(&self) -> &[CString] {
+        &self.argv
+    }
+    pub fn envp(&self) -> &[CString] {
+        &self.envp
+    }
+}
+
+/// Why the child stopped: a step and the C string it was about, and the errno.
+pub struct Failure<'a> {
+    pub exec: bool,
+    pub what: &'a CStr,
+    pub errno: i32,
+}
+
+/// `/proc/self/fd/N` in a stack buffer.
+struct FdPath([u8; 32]);
+
+impl FdPath {
+    fn new(fd: c_int) -> FdPath {
+        let mut b = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        b[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd as u32;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let d = &digits[i..];
+        b[prefix.len()..prefix.len() + d.len()].copy_from_slice(d);
+        FdPath(b)
+    }
+    fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.0).expect("NUL-terminated")
+    }
+}
+
+const C_ROOT: &CStr = c"/";
+const C_DOT: &CStr = c".";
+const C_OVERLAY: &CStr = c"overlay";
+const C_PRIVATE: &CStr = c"make / private";
+const C_PIVOT: &CStr = c"pivot_root into the container's root";
+const C_RO: &CStr = c"remount / read-only";
+const C_HOSTNAME: &CStr = c"sethostname";
+const C_LO: &CStr = c"bring up lo";
+const C_CAPS: &CStr = c"drop capabilities";
+const C_IDS: &CStr = c"set uid/gid";
+const C_CGROUPNS: &CStr = c"unshare cgroup namespace";
+const C_PREPARE: &CStr = c"prepare for exec";
+const C_OPEN_ROOT: &CStr = c"open the container's root";
+
+fn fail(what: &CStr, errno: i32) -> Failure<'_> {
+    Failure { exec: false, what, errno }
+}
+
+/// Open (creating what is missing) the first `upto` components of `t` inside the root.
+fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysResult<c_int> {
+    let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    let path = |i: usize| -> &CStr { &t.steps[i - 1].0 };
+    if upto == 0 {
+        return sys.openat2(root, C_DOT, (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, RESOLVE_BENEATH);
+    }
+    match sys.openat2(root, path(upto), (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, resolve) {
+        Err(libc::ENOENT) => {}
+        r => return r,
+    }
+    let mut parent = sys.openat2(root, C_DOT, (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, RESOLVE_BENEATH)?;
+    for i in 1..=upto {
+        let next = match sys.openat2(root, path(i), (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, resolve) {
+            Ok(fd) => fd,
+            Err(libc::ENOENT) => {
+                let name = &t.steps[i - 1].1;
+                let made = if i == t.steps.len() && t.file {
+                    sys.openat2(
+                        parent,
+                        name,
+                        (libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+                        0o644,
+                        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+                    )
+                    .map(|fd| sys.close(fd))
+                } else {
+                    sys.mkdirat(parent, name, 0o755)
+                };
+                if let Err(e) = made {
+                    sys.close(parent);
+                    return Err(e);
+                }
+                match sys.openat2(root, path(i), (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, resolve) {
+                    Ok(fd) => fd,
+                    Err(e) => {
+                        sys.close(parent);
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => {
+                sys.close(parent);
+                return Err(e);
+            }
+        };
+        sys.close(parent);
+        parent = next;
+    }
+    Ok(parent)
+}
+
+fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Failure<'p>> {
+    match step {
+        Step::Mount { what, source, fstype, flags, data, target, remount_ro } => {
+            let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
+            let r = sys.mount(source.as_deref(), FdPath::new(fd).as_cstr(), fstype.as_deref(), *flags, data.as_deref());
+            sys.close(fd);
+            r.map_err(|e| fail(what, e))?;
+            if *remount_ro {
+                // The fd opened before the mount names the directory under it: open again.
+                let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
+                let p = FdPath::new(fd);
+                let r = sys.mount_flags(fd).and_then(|locked| {
+                    sys.mount(None, p.as_cstr(), None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None)
+                });
+                sys.close(fd);
+                r.map_err(|e| fail(what, e))?;
+            }
+        }
+        Step::Mkdir(t) => {
+            let fd = open_in_root(sys, root, t, t.steps.len()).map_err(|e| fail(&t.shown, e))?;
+            sys.close(fd);
+        }
+        Step::Symlink { target, link } => {
+            let n = link.steps.len();
+            let parent = open_in_root(sys, root, link, n - 1).map_err(|e| fail(&link.shown, e))?;
+            let r = sys.symlinkat(target, parent, &link.steps[n - 1].1);
+            sys.close(parent);
+            r.map_err(|e| fail(&link.shown, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Set up the container and exec its command. Returns only on failure.
+pub fn setup<'p, S: Sys>(sys: &S, p: &'p Plan) -> Failure<'p> {
+    match setup_inner(sys, p) {
+        Ok(()) => exec(sys, p),
+        Err(f) => f,
+    }
+}
+
+fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
+    // The parent put us in our cgroup before releasing us: this makes it our cgroup root.
+    if p.cgroupns {
+        sys.unshare(libc::CLONE_NEWCGROUP).map_err(|e| fail(C_CGROUPNS, e))?;
+    }
+    // Nothing we mount may propagate back to the host (mount_namespaces(7)).
+    sys.mount(None, C_ROOT, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| fail(C_PRIVATE, e))?;
+    let r = &p.rootfs;
+    sys.chdir(&r.links_dir).map_err(|e| fail(&r.links_dir, e))?;
+    sys.mount(Some(C_OVERLAY), &r.merged, Some(C_OVERLAY), 0, Some(&r.overlay_data)).map_err(|e| fail(&r.merged, e))?;
+    let root = sys
+        .openat2(libc::AT_FDCWD, &r.merged, (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64, 0, 0)
+        .map_err(|e| fail(C_OPEN_ROOT, e))?;
+    for step in &r.steps {
+        run_step(sys, root, step)?;
+    }
+    // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the
+    // container no path back to the host's mounts (pivot_root(2), "NOTES").
+    sys.fchdir(root).map_err(|e| fail(C_PIVOT, e))?;
+    sys.pivot_root(C_DOT, C_DOT).map_err(|e| fail(C_PIVOT, e))?;
+    sys.umount2(C_DOT, libc::MNT_DETACH).map_err(|e| fail(C_PIVOT, e))?;
+    sys.chdir(C_ROOT).map_err(|e| fail(C_PIVOT, e))?;
+    sys.close(root);
+    if r.read_only {
+        sys.mount(None, C_ROOT, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, None).map_err(|e| fail(C_RO, e))?;
+    }
+    sys.sethostname(p.hostname.to_bytes()).map_err(|e| fail(C_HOSTNAME, e))?;
+    if p.loopback {
+        sys.loopback_up().map_err(|e| fail(C_LO, e))?;
+    }
+    // The bounding set can only shrink while we still hold CAP_SETPCAP, so before the ids.
+    sys.drop_bounding(p.caps, p.last_cap).map_err(|e| fail(C_CAPS, e))?;
+    sys.set_ids(p.uid, p.gid, p.groups.as_deref()).map_err(|e| fail(C_IDS, e))?;
+    // Changing ids clears the parent-death signal (prctl(2)); set it again.
+    sys.set_pdeathsig(libc::SIGKILL).map_err(|e| fail(C_IDS, e))?;
+    // Root in the container keeps Docker's default set; any other uid lost its capabilities
+    // when setresuid moved it away from 0, as with Docker.
+    if p.uid == 0 {
+        sys.set_caps(p.caps).map_err(|e| fail(C_CAPS, e))?;
+    }
+    sys.chdir(&p.cwd).map_err(|e| fail(&p.cwd, e))?;
+    sys.prepare_exec().map_err(|e| fail(C_PREPARE, e))?;
+    Ok(())
+}
+
+/// execvp's search: ENOENT/ENOTDIR move on, EACCES is remembered, anything else stops.
+fn exec<'p, S: Sys>(sys: &S, p: &'p Plan) -> Failure<'p> {
+    let mut denied = false;
+    for c in &p.candidates {
+        match sys.execve(c, p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES => denied = true,
+            e => return Failure { exec: true, what: &p.arg0, errno: e },
+        }
+    }
+    Failure {
+        exec: true,
+        what: &p.arg0,
+        errno: if denied { libc::EACCES } else { libc::ENOENT },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::*;
+    use crate::syscall::Recording;
+    use std::path::PathBuf;
+
+    fn spec() -> Spec {
+        Spec {
+            layers: vec![PathBuf::from("/s/layers/a"), PathBuf::from("/s/layers/b")],
+            dir: PathBuf::from("/s/containers/c1"),
+            process: Process {
+                args: vec!["sh".into(), "-c".into(), "true".into()],
+                env: vec!["PATH=/usr/bin:/bin".into()],
+                cwd: "/work".into(),
+                uid: 0,
+                gid: 0,
+                groups: vec![],
+            },
+            hostname: "c1".into(),
+            mounts: vec![Mount { dest: "/data".into(), kind: MountKind::Bind { source: "/srv/data".into(), readonly: true } }],
+            devices: vec![],
+            read_only: true,
+            network: Network::None,
+            userns: None,
+            limits: Default::default(),
+            userxattr: false,
+        }
+    }
+
+    fn plan(s: &Spec) -> Plan {
+        let rootfs = Rootfs::plan(s, &s.dir.join("l"), &["0".into(), "1".into()]).unwrap();
+        Plan::new(
+            rootfs,
+            c"c1".into(),
+            true,
+            true,
+            (0, 0, Some(vec![])),
+            DEFAULT_CAPS,
+            c"/work".into(),
+            vec![c"/usr/bin/sh".into(), c"/bin/sh".into()],
+            vec![c"sh".into()],
+            vec![c"PATH=/usr/bin:/bin".into()],
+        )
+    }
+
+    #[test]
+    fn the_sequence_is_in_order() {
+        let s = spec();
+        let p = plan(&s);
+        let sys = Recording::default();
+        sys.missing.borrow_mut().push("/s/containers/c1/merged/work".into());
+        let f = setup(&sys, &p);
+        assert!(f.exec && f.errno == libc::ENOENT);
+        let calls = sys.calls();
+        let pos = |needle: &str| {
+            calls
+                .iter()
+                .position(|c| c == needle)
+                .or_else(|| calls.iter().position(|c| c.starts_with(needle)))
+                .unwrap_or_else(|| panic!("{needle:?} not in {calls:#?}"))
+        };
+        // Top layer first in lowerdir, short relative links.
+        assert_eq!(
+            calls[pos("mount overlay")],
+            "mount overlay /s/containers/c1/merged overlay 0x0 lowerdir=1:0,upperdir=/s/containers/c1/upper,workdir=/s/containers/c1/work"
+        );
+        let order = [
+            "unshare 0x2000000",
+            "mount - / - 0x44000",
+            "chdir /s/containers/c1/l",
+            "mount overlay",
+            "mount proc <",
+            "mount sysfs <",
+            "mount tmpfs <",
+            "mount /dev/null <",
+            "symlink ",
+            "mount devpts <",
+            "mount /srv/data <",
+            "mkdir /s/containers/c1/merged/work",
+            "fchdir",
+            "pivot_root . .",
+            "umount2 . 0x2",
+            "chdir /",
+            "mount - / - 0x1021",
+            "sethostname c1",
+            "loopback up",
+            "bounding",
+            "ids 0:0",
+            "pdeathsig 9",
+            "caps",
+            "chdir /work",
+            "prepare exec",
+            "execve /usr/bin/sh",
+            "execve /bin/sh",
+        ];
+        let positions: Vec<usize> = order.iter().map(|n| pos(n)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order: {order:?} at {positions:?}\n{calls:#?}");
+        // The ro volume is remounted read-only on the mount, keeping locked flags.
+        let data = pos("mount /srv/data <");
+        assert!(calls[data + 1].starts_with("mount - <") && calls[data + 1].contains("0x1027"), "{}", calls[data + 1]);
+        assert!(calls.iter().any(|c| c == "symlink <dev>/ptmx -> pts/ptmx" || c.contains("ptmx -> pts/ptmx")));
+    }
+
+    #[test]
+    fn exec_tries_every_candidate_and_names_argv0() {
+        let s = spec();
+        let p = plan(&s);
+        let sys = Recording::default();
+        let f = exec(&sys, &p);
+        assert_eq!(f.errno, libc::ENOENT);
+        assert_eq!(f.what.to_str().unwrap(), "sh");
+        assert_eq!(sys.calls(), ["execve /usr/bin/sh", "execve /bin/sh"]);
+    }
+
+    #[test]
+    fn fd_paths() {
+        assert_eq!(FdPath::new(0).as_cstr().to_str().unwrap(), "/proc/self/fd/0");
+        assert_eq!(FdPath::new(1234).as_cstr().to_str().unwrap(), "/proc/self/fd/1234");
+    }
+}

@@ -1,0 +1,221 @@
+//! A container's life in the foreground: its directory (upper, work, merged, short layer
+//! links), its cgroup, the clone, the wait, and the cleanup that leaves nothing behind. The
+//! overlay and every other mount are made inside the container's own mount namespace, so
+//! they vanish with it, whatever happens to mrun.
+
+use crate::cgroup::{self, Cgroup};
+use crate::child::{Plan, DEFAULT_CAPS};
+use crate::error::{Error, IoContext, Result};
+use crate::process::{self, Exit};
+use crate::rootfs::{cstr, Rootfs};
+use crate::spec::{Network, Spec};
+use layers::image::Image;
+use layers::Store;
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+pub struct RunOptions {
+    /// Pass SIGINT, SIGTERM, ... received by this thread on to the container (mrun).
+    pub forward_signals: bool,
+    /// Keep the container's directory (its upper dir) after it exits (the builder's RUN).
+    pub keep: bool,
+    /// Called with a one-line note when something the user did not ask for is unavailable.
+    pub warn: fn(&str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub exit: Exit,
+    /// The kernel's OOM killer ended a process of the container.
+    pub oom_killed: bool,
+    pub memory_limit: Option<u64>,
+}
+
+/// A new container id: 64 hex digits from the kernel's random pool.
+pub fn new_id() -> String {
+    let mut b = [0u8; 32];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: writing into our own buffer.
+        let n = unsafe { libc::getrandom(b[got..].as_mut_ptr().cast(), b.len() - got, 0) };
+        if n > 0 {
+            got += n as usize;
+        }
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The layer directories of an image, bottom first, extracting any not yet extracted, and
+/// the digests a container of it must keep from GC.
+pub fn image_layers(store: &Store, img: &Image) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    let mut dirs = Vec::new();
+    let mut pins = vec![img.manifest_desc.digest().to_string(), img.id().to_string()];
+    for l in img.layers()? {
+        pins.push(l.digest.to_string());
+        pins.push(l.diff_id.to_string());
+        dirs.push(store.ensure_layer(&l.descriptor(), &l.diff_id)?);
+    }
+    Ok((dirs, pins))
+}
+
+/// Create `containers/<id>/` in the store with its pins (what GC must keep while it exists).
+pub fn create_dir(store: &Store, id: &str, pins: &[String]) -> Result<PathBuf> {
+    let dir = store.root().join("containers").join(id);
+    fs::DirBuilder::new().mode(0o700).create(&dir).ctx("create", &dir)?;
+    let p = dir.join("pins");
+    let mut f = fs::File::create(&p).ctx("create", &p)?;
+    for d in pins {
+        writeln!(f, "{d}").ctx("write", &p)?;
+    }
+    Ok(dir)
+}
+
+/// Removes a container's directory when dropped, unless kept.
+struct DirGuard<'a> {
+    dir: &'a Path,
+    keep: bool,
+}
+
+impl Drop for DirGuard<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            // The merged/ and work/ dirs mean nothing once the mount namespace is gone.
+            let _ = layers::store::remove_all(&self.dir.join("work"));
+            let _ = layers::store::remove_all(&self.dir.join("l"));
+        } else {
+            let _ = layers::store::remove_all(self.dir);
+        }
+    }
+}
+
+/// upper/, work/, merged/ and l/<n> -> layer, n in base 36: short names keep the overlay
+/// option string of a 500-layer image inside one page.
+fn prepare(spec: &Spec) -> Result<Vec<String>> {
+    for d in ["upper", "work", "merged", "l"] {
+        let p = spec.dir.join(d);
+        match fs::DirBuilder::new().mode(0o755).create(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).ctx("create", &p),
+        }
+    }
+    let mut names = Vec::with_capacity(spec.layers.len());
+    for (i, layer) in spec.layers.iter().enumerate() {
+        let name = base36(i);
+        let link = spec.dir.join("l").join(&name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(layer, &link).ctx("link layer", &link)?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn base36(mut n: usize) -> String {
+    const D: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = Vec::new();
+    loop {
+        s.push(D[n % 36]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap()
+}
+
+/// Where execve should look for argv[0]: itself when it has a '/', else each $PATH entry.
+fn candidates(spec: &Spec) -> Result<Vec<CString>> {
+    let arg0 = &spec.process.args[0];
+    if arg0.contains('/') {
+        return Ok(vec![cstr(arg0)?]);
+    }
+    let path = spec.process.env_value("PATH").unwrap_or(crate::config::DEFAULT_PATH);
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| cstr(format!("{}/{arg0}", d.trim_end_matches('/'))))
+        .collect()
+}
+
+/// The cgroup for the container, or None with a note when cgroups are out of reach and no
+/// limit was asked for. Asking for a limit that cannot be applied is an error: never run
+/// silently unlimited.
+fn make_cgroup(spec: &Spec, id: &str, opts: &RunOptions) -> Result<Option<Cgroup>> {
+    let made = cgroup::detect().and_then(|h| Cgroup::create(&h, id, &spec.limits));
+    match made {
+        Ok(c) => Ok(Some(c)),
+        Err(cgroup::Error::Unavailable(why)) if spec.limits.is_empty() => {
+            (opts.warn)(&format!("resource limits are not available: {why}"));
+            Ok(None)
+        }
+        Err(cgroup::Error::Unavailable(why)) => Err(Error::invalid(format!("cannot apply the requested limits: {why}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Run `spec` to the end. The container's directory is `spec.dir` (see `create_dir`).
+pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
+    let _dir = DirGuard { dir: &spec.dir, keep: opts.keep };
+    if spec.process.args.is_empty() {
+        return Err(Error::invalid("no command specified"));
+    }
+    let id = spec.dir.file_name().and_then(|n| n.to_str()).unwrap_or("container").to_string();
+    let links = prepare(spec)?;
+    let rootfs = Rootfs::plan(spec, &spec.dir.join("l"), &links)?;
+    let mut cgroup = make_cgroup(spec, &id, opts)?;
+    let groups = if process::setgroups_denied(spec.userns.as_ref()) {
+        None
+    } else {
+        Some(spec.process.groups.clone())
+    };
+    let plan = Plan::new(
+        rootfs,
+        cstr(&spec.hostname)?,
+        spec.network == Network::None,
+        true,
+        (spec.process.uid, spec.process.gid, groups),
+        DEFAULT_CAPS,
+        cstr(&spec.process.cwd)?,
+        candidates(spec)?,
+        spec.process.args.iter().map(cstr).collect::<Result<_>>()?,
+        spec.process.env.iter().map(cstr).collect::<Result<_>>()?,
+    );
+    if opts.forward_signals {
+        process::block_forwarded()?;
+    }
+    let flags = process::clone_flags(spec.userns.is_some(), spec.network == Network::None);
+    let child = process::spawn(&plan, flags, spec.userns.as_ref(), cgroup.as_ref())?;
+    let exit = child.wait(opts.forward_signals);
+    let oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_killed());
+    let memory_limit = spec.limits.memory;
+    if let Some(c) = cgroup.as_mut() {
+        c.destroy()?;
+    }
+    Ok(Outcome { exit: exit?, oom_killed, memory_limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_links_keep_500_layers_in_a_page() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+        let all: Vec<String> = (0..500).map(base36).collect();
+        let opts = all.join(":").len() + "lowerdir=,upperdir=,workdir=".len() + 2 * 120;
+        assert!(opts < 4096, "{opts}");
+    }
+
+    #[test]
+    fn ids_are_64_hex_and_differ() {
+        let (a, b) = (new_id(), new_id());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,286 @@
+//! The container's filesystem as a plan: the overlay mount, then every mount, directory and
+//! link inside the new root, in order, as C strings prepared by the parent. The child walks
+//! the plan (`child::setup`) without allocating. Destinations are resolved inside the root
+//! with openat2(RESOLVE_IN_ROOT), so a symlink in the image can never send a mount out of
+//! it (CVE-2021-30465), and each mount goes onto the resolved fd through /proc/self/fd.
+
+use crate::error::{Error, Result};
+use crate::spec::{MountKind, Network, Spec};
+use std::ffi::CString;
+use std::path::Path;
+
+const MS_RDONLY: u64 = libc::MS_RDONLY;
+const MS_NOSUID: u64 = libc::MS_NOSUID;
+const MS_NODEV: u64 = libc::MS_NODEV;
+const MS_NOEXEC: u64 = libc::MS_NOEXEC;
+const MS_BIND: u64 = libc::MS_BIND;
+const MS_REC: u64 = libc::MS_REC;
+const MS_STRICTATIME: u64 = libc::MS_STRICTATIME;
+
+/// The most a mount option string may hold (one page, mount(2)).
+const PAGE: usize = 4096;
+
+/// A path inside the new root, with what is needed to create it: each prefix and its last
+/// component ("dev", "dev/pts" / "dev", "pts").
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What the user would call it, for messages: "/dev/pts".
+    pub shown: CString,
+    pub rel: CString,
+    pub steps: Vec<(CString, CString)>,
+    /// Create it as an empty file (bind mounts of files and device nodes), not a directory.
+    pub file: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Mount {
+        what: CString,
+        source: Option<CString>,
+        fstype: Option<CString>,
+        flags: u64,
+        data: Option<CString>,
+        target: Target,
+        /// Bind mounts: remount read-only afterwards (a bind mount ignores MS_RDONLY).
+        remount_ro: bool,
+    },
+    Mkdir(Target),
+    Symlink { target: CString, link: Target },
+}
+
+#[derive(Debug)]
+pub struct Rootfs {
+    /// The directory holding short links to the layers; relative lowerdirs are resolved from
+    /// it, which keeps 500 layers inside one page of mount options.
+    pub links_dir: CString,
+    pub merged: CString,
+    pub overlay_data: CString,
+    pub steps: Vec<Step>,
+    pub read_only: bool,
+}
+
+pub(crate) fn cstr(s: impl AsRef<[u8]>) -> Result<CString> {
+    CString::new(s.as_ref()).map_err(|_| Error::invalid(format!("{:?}: contains a NUL byte", String::from_utf8_lossy(s.as_ref()))))
+}
+
+fn path_bytes(p: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes()
+}
+
+/// A container path ("/dev/pts", "dev/./pts/") as a `Target`. `..` is refused: it has no
+/// business in a mount destination.
+pub fn target(dest: &str, file: bool) -> Result<Target> {
+    let mut parts = Vec::new();
+    for c in dest.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err(Error::invalid(format!("{dest}: destination must not contain '..'"))),
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::invalid(format!("{dest:?}: cannot mount over the container's root")));
+    }
+    let mut steps = Vec::new();
+    for i in 0..parts.len() {
+        steps.push((cstr(parts[..=i].join("/"))?, cstr(parts[i])?));
+    }
+    Ok(Target {
+        shown: cstr(format!("/{}", parts.join("/")))?,
+        rel: cstr(parts.join("/"))?,
+        steps,
+        file,
+    })
+}
+
+fn mount(what: &str, source: Option<&[u8]>, fstype: Option<&str>, flags: u64, data: Option<&str>, dest: &str, file: bool) -> Result<Step> {
+    Ok(Step::Mount {
+        what: cstr(what)?,
+        source: source.map(cstr).transpose()?,
+        fstype: fstype.map(cstr).transpose()?,
+        flags,
+        data: data.map(cstr).transpose()?,
+        target: target(dest, file)?,
+        remount_ro: false,
+    })
+}
+
+/// Docker's --tmpfs options: mount flags by name, the rest passed to tmpfs.
+fn tmpfs_options(opts: &str) -> (u64, String) {
+    let mut flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    let mut data = Vec::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => flags |= MS_RDONLY,
+            "rw" => flags &= !MS_RDONLY,
+            "exec" => flags &= !MS_NOEXEC,
+            "noexec" => flags |= MS_NOEXEC,
+            "suid" => flags &= !MS_NOSUID,
+            "nosuid" => flags |= MS_NOSUID,
+            "dev" => flags &= !MS_NODEV,
+            "nodev" => flags |= MS_NODEV,
+            o => data.push(o.to_string()),
+        }
+    }
+    if !data.iter().any(|d| d.starts_with("mode=")) {
+        data.push("mode=1777".into());
+    }
+    (flags, data.join(","))
+}
+
+/// The standard device nodes, bind-mounted from the host (mknod would need CAP_MKNOD in the
+/// initial user namespace; a bind works as root and rootless alike).
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+impl Rootfs {
+    /// `links` are the short link names (relative to `links_dir`) of the layers, bottom first.
+    pub fn plan(spec: &Spec, links_dir: &Path, links: &[String]) -> Result<Rootfs> {
+        let upper = spec.dir.join("upper");
+        let work = spec.dir.join("work");
+        let merged = spec.dir.join("merged");
+        // overlayfs(5): the first lowerdir is the top layer.
+        let lower: Vec<&str> = links.iter().rev().map(String::as_str).collect();
+        let mut data = if lower.is_empty() {
+            // An image without layers (FROM scratch with nothing added) still needs a lower.
+            return Err(Error::invalid("the image has no layers"));
+        } else {
+            format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.join(":"),
+                upper.display(),
+                work.display()
+            )
+        };
+        if spec.userxattr {
+            data.push_str(",userxattr");
+        }
+        if data.len() >= PAGE {
+            return Err(Error::invalid(format!(
+                "{} layers do not fit in one overlay mount ({} bytes of options)",
+                links.len(),
+                data.len()
+            )));
+        }
+
+        let mut steps = Vec::new();
+        steps.push(mount("mount proc on /proc", Some(b"proc"), Some("proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "proc", false)?);
+        match spec.network {
+            // sysfs shows the network namespace of whoever mounts it: only with our own.
+            Network::None => steps.push(mount(
+                "mount sysfs on /sys",
+                Some(b"sysfs"),
+                Some("sysfs"),
+                MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                None,
+                "sys",
+                false,
+            )?),
+            Network::Host => {
+                let mut s = mount("bind /sys on /sys", Some(b"/sys"), None, MS_BIND | MS_REC, None, "sys", false)?;
+                if let Step::Mount { remount_ro, .. } = &mut s {
+                    *remount_ro = true;
+                }
+                steps.push(s);
+            }
+        }
+        steps.push(mount("mount tmpfs on /dev", Some(b"tmpfs"), Some("tmpfs"), MS_NOSUID | MS_STRICTATIME, Some("mode=755,size=65536k"), "dev", false)?);
+        for d in DEVICES {
+            let host = format!("/dev/{d}");
+            steps.push(mount(&format!("bind {host} on {host}"), Some(host.as_bytes()), None, MS_BIND, None, &host, true)?);
+        }
+        for (link, to) in [
+            ("dev/fd", "/proc/self/fd"),
+            ("dev/stdin", "/proc/self/fd/0"),
+            ("dev/stdout", "/proc/self/fd/1"),
+            ("dev/stderr", "/proc/self/fd/2"),
+            ("dev/ptmx", "pts/ptmx"),
+        ] {
+            steps.push(Step::Symlink { target: cstr(to)?, link: target(link, true)? });
+        }
+        steps.push(mount(
+            "mount devpts on /dev/pts",
+            Some(b"devpts"),
+            Some("devpts"),
+            MS_NOSUID | MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+            "dev/pts",
+            false,
+        )?);
+        steps.push(mount("mount tmpfs on /dev/shm", Some(b"shm"), Some("tmpfs"), MS_NOSUID | MS_NODEV | MS_NOEXEC, Some("mode=1777,size=65536k"), "dev/shm", false)?);
+        steps.push(mount("mount mqueue on /dev/mqueue", Some(b"mqueue"), Some("mqueue"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "dev/mqueue", false)?);
+
+        for m in &spec.mounts {
+            match &m.kind {
+                MountKind::Bind { source, readonly } => {
+                    let is_file = !source.is_dir();
+                    let mut s = mount(
+                        &format!("bind {} on {}", source.display(), m.dest),
+                        Some(path_bytes(source)),
+                        None,
+                        MS_BIND | MS_REC,
+                        None,
+                        &m.dest,
+                        is_file,
+                    )?;
+                    if let Step::Mount { remount_ro, .. } = &mut s {
+                        *remount_ro = *readonly;
+                    }
+                    steps.push(s);
+                }
+                MountKind::Tmpfs { options } => {
+                    let (flags, data) = tmpfs_options(options);
+                    steps.push(mount(&format!("mount tmpfs on {}", m.dest), Some(b"tmpfs"), Some("tmpfs"), flags, Some(&data), &m.dest, false)?);
+                }
+            }
+        }
+        for d in &spec.devices {
+            let mut s = mount(
+                &format!("bind {} on {}", d.host.display(), d.dest),
+                Some(path_bytes(&d.host)),
+                None,
+                MS_BIND,
+                None,
+                &d.dest,
+                true,
+            )?;
+            if let Step::Mount { remount_ro, .. } = &mut s {
+                *remount_ro = d.readonly;
+            }
+            steps.push(s);
+        }
+        if spec.process.cwd != "/" {
+            steps.push(Step::Mkdir(target(&spec.process.cwd, false)?));
+        }
+        Ok(Rootfs {
+            links_dir: cstr(path_bytes(links_dir))?,
+            merged: cstr(path_bytes(&merged))?,
+            overlay_data: cstr(data)?,
+            steps,
+            read_only: spec.read_only,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_split_and_refuse_dotdot() {
+        let t = target("/dev//./pts/", false).unwrap();
+        assert_eq!(t.rel.to_str().unwrap(), "dev/pts");
+        assert_eq!(t.shown.to_str().unwrap(), "/dev/pts");
+        let steps: Vec<_> = t.steps.iter().map(|(a, b)| (a.to_str().unwrap(), b.to_str().unwrap())).collect();
+        assert_eq!(steps, vec![("dev", "dev"), ("dev/pts", "pts")]);
+        assert!(target("/a/../../etc", false).is_err());
+        assert!(target("/", false).is_err());
+    }
+
+    #[test]
+    fn tmpfs_options_follow_docker() {
+        assert_eq!(tmpfs_options(""), (MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777".into()));
+        assert_eq!(tmpfs_options("exec,size=1m,mode=755"), (MS_NOSUID | MS_NODEV, "size=1m,mode=755".into()));
+        assert_eq!(tmpfs_options("ro").0 & MS_RDONLY, MS_RDONLY);
+    }
+}

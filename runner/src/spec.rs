@@ -1,0 +1,89 @@
+//! What to run, fully resolved: the layer directories, the process, mounts, devices,
+//! limits and namespaces. Built from an image and the command line (see `config`), or by the
+//! builder for a RUN step. Plain data; nothing here touches the system.
+
+use crate::cgroup::Limits;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Read-only layer directories, bottom first.
+    pub layers: Vec<PathBuf>,
+    /// The container's own directory: upper/, work/, merged/ and the short layer links.
+    pub dir: PathBuf,
+    pub process: Process,
+    pub hostname: String,
+    pub mounts: Vec<Mount>,
+    pub devices: Vec<Device>,
+    pub read_only: bool,
+    pub network: Network,
+    /// Run in a new user namespace with these maps (rootless, or `--userns`).
+    pub userns: Option<IdMaps>,
+    pub limits: Limits,
+    /// The xattr overlay reads opaque markers from: `userxattr` mounts in a user namespace
+    /// use user.overlay.*.
+    pub userxattr: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    /// argv; args[0] is looked up in the container's PATH when it has no '/'.
+    pub args: Vec<String>,
+    /// KEY=VALUE
+    pub env: Vec<String>,
+    /// Absolute path inside the container; created when missing, as Docker does.
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Process {
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env.iter().rev().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// `-v HOST:CTR[:ro]`
+    Bind { source: PathBuf, readonly: bool },
+    /// `--tmpfs CTR[:OPTIONS]`
+    Tmpfs { options: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the container.
+    pub dest: String,
+    pub kind: MountKind,
+}
+
+/// `--device HOST[:CTR][:rwm]`: the host node is bind-mounted at `dest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub host: PathBuf,
+    pub dest: String,
+    pub readonly: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// A new network namespace with only `lo`, up.
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdMap {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uid: Vec<IdMap>,
+    pub gid: Vec<IdMap>,
+}
