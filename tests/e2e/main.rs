@@ -2,4 +2,5 @@
 //! One test binary with a module per area; `common` gives each test its own store.
 
 mod common;
+mod interop;
 mod store;
