@@ -121,19 +121,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its sources on one line, without repeating a source its parent quotes.
+/// The error on one line.
 fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s.replace('\n', " ")
+    // Every error of ours already quotes its cause in its own message.
+    e.to_string().replace('\n', " ")
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {

@@ -48,11 +48,7 @@ pub fn import(store: &Store, src: &Path, tag: &str, out: &mut Out<'_>) -> Result
         // refused now rather than at the first run.
         let staging = store.temp_dir("import")?;
         let res = (|| {
-            let opts = UnpackOptions {
-                opaque_xattr: layers::whiteout::opaque_xattr(),
-                same_owner: rustix_is_root(),
-            };
-            layers::unpack::unpack(open_maybe_gzip(src)?, &staging, &opts).map_err(|source| Error::Import {
+            layers::unpack::unpack(open_maybe_gzip(src)?, &staging, &UnpackOptions::default()).map_err(|source| Error::Import {
                 src: src.display().to_string(),
                 source,
             })?;
@@ -75,11 +71,6 @@ pub fn import(store: &Store, src: &Path, tag: &str, out: &mut Out<'_>) -> Result
     let img = store.image_by_manifest(&desc)?;
     outln!(out, "{}", img.id())?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn rustix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Open a plain or gzip-compressed file, telling them apart by the gzip magic number.

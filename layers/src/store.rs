@@ -55,7 +55,9 @@ impl Store {
         let root = root.as_ref();
         // 0700: layers hold setuid binaries and device nodes of images; host users must not
         // reach them through the store.
-        mkdir(root, 0o700)?;
+        if !root.is_dir() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(root).ctx("create directory", root)?;
+        }
         let root = fs::canonicalize(root).ctx("resolve store root", root)?;
         for d in ["blobs", "blobs/sha256", "layers", "containers", "cache", "tmp"] {
             mkdir(&root.join(d), 0o700)?;

@@ -222,6 +222,16 @@ fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysRes
     Ok(parent)
 }
 
+fn make_read_only<'p, S: Sys>(sys: &S, root: c_int, what: &'p CStr, target: &Target) -> Result<(), Failure<'p>> {
+    let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
+    let p = FdPath::new(fd);
+    let r = sys
+        .mount_flags(fd)
+        .and_then(|locked| sys.mount(None, p.as_cstr(), None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None));
+    sys.close(fd);
+    r.map_err(|e| fail(what, e))
+}
+
 fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Failure<'p>> {
     match step {
         Step::Mount { what, source, fstype, flags, data, target, remount_ro } => {
@@ -231,15 +241,10 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
             r.map_err(|e| fail(what, e))?;
             if *remount_ro {
                 // The fd opened before the mount names the directory under it: open again.
-                let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
-                let p = FdPath::new(fd);
-                let r = sys.mount_flags(fd).and_then(|locked| {
-                    sys.mount(None, p.as_cstr(), None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None)
-                });
-                sys.close(fd);
-                r.map_err(|e| fail(what, e))?;
+                make_read_only(sys, root, what, target)?;
             }
         }
+        Step::RemountRo { what, target } => make_read_only(sys, root, what, target)?,
         Step::Mkdir(t) => {
             let fd = open_in_root(sys, root, t, t.steps.len()).map_err(|e| fail(&t.shown, e))?;
             sys.close(fd);
@@ -356,7 +361,11 @@ mod tests {
     }
 
     fn plan(s: &Spec) -> Plan {
-        let rootfs = Rootfs::plan(s, &s.dir.join("l"), &["0".into(), "1".into()]).unwrap();
+        let cg = [
+            crate::rootfs::CgroupMount { name: "cpu,cpuacct".into(), controllers: "cpu,cpuacct".into() },
+            crate::rootfs::CgroupMount { name: "memory".into(), controllers: "memory".into() },
+        ];
+        let rootfs = Rootfs::plan(s, &s.dir.join("l"), &["0".into(), "1".into()], &cg).unwrap();
         Plan::new(
             rootfs,
             c"c1".into(),
@@ -399,7 +408,11 @@ mod tests {
             "mount overlay",
             "mount proc <",
             "mount sysfs <",
-            "mount tmpfs <",
+            "mount tmpfs </s/containers/c1/merged/sys/fs/cgroup>",
+            "mount cgroup </s/containers/c1/merged/sys/fs/cgroup/cpu,cpuacct> cgroup 0xf cpu,cpuacct",
+            "mount cgroup </s/containers/c1/merged/sys/fs/cgroup/memory> cgroup 0xf memory",
+            "mount - </s/containers/c1/merged/sys/fs/cgroup> - 0x1027",
+            "mount tmpfs </s/containers/c1/merged/dev>",
             "mount /dev/null <",
             "symlink ",
             "mount devpts <",

@@ -115,17 +115,8 @@ pub fn main() -> ExitCode {
 }
 
 fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s.replace('\n', " ")
+    // Every error of ours already quotes its cause in its own message.
+    e.to_string().replace('\n', " ")
 }
 
 fn warn(msg: &str) {

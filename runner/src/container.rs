@@ -7,7 +7,7 @@ use crate::cgroup::{self, Cgroup};
 use crate::child::{Plan, DEFAULT_CAPS};
 use crate::error::{Error, IoContext, Result};
 use crate::process::{self, Exit};
-use crate::rootfs::{cstr, Rootfs};
+use crate::rootfs::{cstr, CgroupMount, Rootfs};
 use crate::spec::{Network, Spec};
 use layers::image::Image;
 use layers::Store;
@@ -143,10 +143,12 @@ fn candidates(spec: &Spec) -> Result<Vec<CString>> {
 /// The cgroup for the container, or None with a note when cgroups are out of reach and no
 /// limit was asked for. Asking for a limit that cannot be applied is an error: never run
 /// silently unlimited.
-fn make_cgroup(spec: &Spec, id: &str, opts: &RunOptions) -> Result<Option<Cgroup>> {
-    let made = cgroup::detect().and_then(|h| Cgroup::create(&h, id, &spec.limits));
+fn make_cgroup(spec: &Spec, id: &str, opts: &RunOptions) -> Result<Option<(Cgroup, Vec<CgroupMount>)>> {
+    let made = cgroup::detect().and_then(|h| Ok((Cgroup::create(&h, id, &spec.limits)?, h)));
     match made {
-        Ok(c) => Ok(Some(c)),
+        // cgroup v1 filesystems cannot be mounted from a user namespace.
+        Ok((c, h)) if spec.userns.is_some() && matches!(h, cgroup::Hierarchy::V1 { .. }) => Ok(Some((c, vec![]))),
+        Ok((c, h)) => Ok(Some((c, CgroupMount::for_hierarchy(&h)))),
         Err(cgroup::Error::Unavailable(why)) if spec.limits.is_empty() => {
             (opts.warn)(&format!("resource limits are not available: {why}"));
             Ok(None)
@@ -164,8 +166,11 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
     }
     let id = spec.dir.file_name().and_then(|n| n.to_str()).unwrap_or("container").to_string();
     let links = prepare(spec)?;
-    let rootfs = Rootfs::plan(spec, &spec.dir.join("l"), &links)?;
-    let mut cgroup = make_cgroup(spec, &id, opts)?;
+    let (mut cgroup, cgroupfs) = match make_cgroup(spec, &id, opts)? {
+        Some((c, m)) => (Some(c), m),
+        None => (None, vec![]),
+    };
+    let rootfs = Rootfs::plan(spec, &spec.dir.join("l"), &links, &cgroupfs)?;
     let groups = if process::setgroups_denied(spec.userns.as_ref()) {
         None
     } else {

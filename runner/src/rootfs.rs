@@ -44,6 +44,8 @@ pub enum Step {
         /// Bind mounts: remount read-only afterwards (a bind mount ignores MS_RDONLY).
         remount_ro: bool,
     },
+    /// Make an existing mount read-only (MS_REMOUNT|MS_BIND: this mount only).
+    RemountRo { what: CString, target: Target },
     Mkdir(Target),
     Symlink { target: CString, link: Target },
 }
@@ -133,9 +135,43 @@ fn tmpfs_options(opts: &str) -> (u64, String) {
 /// initial user namespace; a bind works as root and rootless alike).
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
+/// A cgroup filesystem to mount read-only under /sys/fs/cgroup, as Docker does: with the
+/// container in its own cgroup namespace, each shows the container's cgroup as its root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// "" for cgroup2 (mounted on /sys/fs/cgroup itself), else the v1 hierarchy's directory
+    /// name ("memory", "cpu,cpuacct").
+    pub name: String,
+    /// v1: the controllers of the hierarchy ("cpu,cpuacct").
+    pub controllers: String,
+}
+
+impl CgroupMount {
+    /// The cgroup filesystems of `h`: one cgroup2 mount, or one per v1 hierarchy.
+    pub fn for_hierarchy(h: &crate::cgroup::Hierarchy) -> Vec<CgroupMount> {
+        use crate::cgroup::Hierarchy;
+        match h {
+            Hierarchy::V2 { .. } => vec![CgroupMount { name: String::new(), controllers: String::new() }],
+            Hierarchy::V1 { controllers } => {
+                let mut by_mount: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+                for (c, m) in controllers {
+                    by_mount.entry(m.mount.as_path()).or_default().push(c);
+                }
+                by_mount
+                    .into_iter()
+                    .filter_map(|(mount, cs)| {
+                        let name = mount.file_name()?.to_str()?.to_string();
+                        Some(CgroupMount { name, controllers: cs.join(",") })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 impl Rootfs {
     /// `links` are the short link names (relative to `links_dir`) of the layers, bottom first.
-    pub fn plan(spec: &Spec, links_dir: &Path, links: &[String]) -> Result<Rootfs> {
+    pub fn plan(spec: &Spec, links_dir: &Path, links: &[String], cgroups: &[CgroupMount]) -> Result<Rootfs> {
         let upper = spec.dir.join("upper");
         let work = spec.dir.join("work");
         let merged = spec.dir.join("merged");
@@ -183,6 +219,22 @@ impl Rootfs {
                 }
                 steps.push(s);
             }
+        }
+        let ro = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
+        for c in cgroups {
+            if c.name.is_empty() {
+                steps.push(mount("mount cgroup2 on /sys/fs/cgroup", Some(b"cgroup2"), Some("cgroup2"), ro, None, "sys/fs/cgroup", false)?);
+                continue;
+            }
+            if c == &cgroups[0] {
+                steps.push(mount("mount tmpfs on /sys/fs/cgroup", Some(b"tmpfs"), Some("tmpfs"), MS_NOSUID | MS_NODEV | MS_NOEXEC, Some("mode=755"), "sys/fs/cgroup", false)?);
+            }
+            let dest = format!("/sys/fs/cgroup/{}", c.name);
+            steps.push(mount(&format!("mount cgroup on {dest}"), Some(b"cgroup"), Some("cgroup"), ro, Some(&c.controllers), &dest, false)?);
+        }
+        if cgroups.len() > 1 || cgroups.first().is_some_and(|c| !c.name.is_empty()) {
+            // The tmpfs holding the v1 mount points goes read-only once they are made.
+            steps.push(Step::RemountRo { what: cstr("remount /sys/fs/cgroup read-only")?, target: target("sys/fs/cgroup", false)? });
         }
         steps.push(mount("mount tmpfs on /dev", Some(b"tmpfs"), Some("tmpfs"), MS_NOSUID | MS_STRICTATIME, Some("mode=755,size=65536k"), "dev", false)?);
         for d in DEVICES {
