@@ -203,6 +203,9 @@ fn hostile_tarball_import_is_refused_naming_the_entry() {
         h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         h.set_size(body.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
         h.set_cksum();
         data.extend_from_slice(h.as_bytes());
@@ -357,7 +360,9 @@ fn full_disk_is_a_clear_error_and_the_store_stays_valid() {
     let root = small.join("store");
     let tree = env.path("tree");
     sample_tree(&tree);
-    let noise: Vec<u8> = (0..3_000_000u64).map(|i| (i.wrapping_mul(6364136223846793005) >> 33) as u8).collect();
+    // 3 MB that gzip cannot shrink, so the layer cannot fit in 2 MiB.
+    let mut noise = vec![0u8; 3_000_000];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut noise).unwrap();
     fs::write(tree.join("noise"), noise).unwrap();
     let run = |args: &[&str]| {
         Command::new(MBUILD).arg("--root").arg(&root).args(args).env_remove("SOURCE_DATE_EPOCH").output().unwrap()
