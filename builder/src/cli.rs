@@ -87,6 +87,15 @@ pub enum Cmd {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Parse a Minifile and report errors, without building
+    Check {
+        /// The Minifile (default ./Minifile)
+        #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "Minifile")]
+        file: PathBuf,
+        /// Print BuildKit's stage-one parse dump
+        #[arg(long)]
+        dump: bool,
+    },
     /// Load images from an OCI layout (directory or tar) or a docker-archive tar
     Load {
         #[arg(short, long, value_name = "FILE")]
@@ -128,6 +137,12 @@ fn one_line(e: &dyn std::error::Error) -> String {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
+    if let Cmd::Check { file, dump } = &cli.cmd {
+        let mut out = std::io::stdout().lock();
+        crate::minifile::check(file, *dump, &mut out)?;
+        out.flush().map_err(Error::stdout)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let root = cli
         .root
         .or_else(|| std::env::var_os("MINIBOX_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from))
@@ -146,6 +161,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Cmd::Fsck => manage::fsck(&store, &mut out)?,
         Cmd::Save { image, output } => manage::save(&store, &image, &output)?,
         Cmd::Load { input } => manage::load(&store, &input, &mut out)?,
+        Cmd::Check { .. } => unreachable!("handled before the store is opened"),
     };
     out.flush().map_err(Error::stdout)?;
     Ok(code)

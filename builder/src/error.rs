@@ -8,6 +8,8 @@ pub enum Error {
     Usage(String),
     #[error("import {src}: {source}")]
     Import { src: String, source: layers::Error },
+    #[error(transparent)]
+    Parse(#[from] crate::minifile::ParseError),
     #[error("write to stdout: {0}")]
     Stdout(std::io::Error),
     /// stdout was closed by the reader (`mbuild images | head`): not an error.

@@ -5,6 +5,7 @@
 pub mod cli;
 mod error;
 pub mod manage;
+pub mod minifile;
 mod units;
 
 pub use error::{Error, Result};
