@@ -1883,6 +1883,23 @@ mod tests {
     }
 
     #[test]
+    fn aufs_metadata_is_skipped() {
+        let f = fixture();
+        let mut t = Tar::new();
+        t.dir(".wh..wh.plnk/", 0o700)
+            .file(".wh..wh.plnk/123.456", b"")
+            .file(".wh..wh.aufs", b"")
+            .file("kept", b"");
+        let stats = f.unpack(&t).unwrap();
+        assert_eq!(stats.entries, 4);
+        let names: Vec<_> = fs::read_dir(&f.target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["kept"]);
+    }
+
+    #[test]
     fn whiteout_becomes_a_char_device() {
         let f = fixture();
         let mut t = Tar::new();
