@@ -13,6 +13,7 @@ pub mod pack;
 pub mod pgzip;
 pub mod reference;
 pub mod store;
+pub mod union;
 pub mod unpack;
 pub mod whiteout;
 

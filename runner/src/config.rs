@@ -1,15 +1,14 @@
 //! From an image's config and the command line to the process to run, with Docker's rules:
 //! Entrypoint + Cmd and their overrides, Env with `-e`/`--env-file`, WorkingDir, and User
-//! resolved against the image's own /etc/passwd and /etc/group. Those files are read from
-//! the layer directories directly, top layer first, honouring whiteouts and opaque
-//! directories and never following a symlink, so an image cannot make mrun read a host file.
+//! resolved against the image's own /etc/passwd and /etc/group, read from the layer
+//! directories through `layers::union` (never following a symlink, so an image cannot make
+//! mrun read a host file).
 
 use crate::error::{Error, IoContext, Result};
 use crate::spec::Process;
 use layers::oci_spec::image::Config;
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -107,8 +106,8 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let passwd = read_union(layers, "etc/passwd")?.map(|b| String::from_utf8_lossy(&b).into_owned());
-    let group = read_union(layers, "etc/group")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let passwd = layers::union::read_file(layers, "etc/passwd")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let group = layers::union::read_file(layers, "etc/group")?.map(|b| String::from_utf8_lossy(&b).into_owned());
     // name:x:uid:gid:gecos:home:shell
     let pw: Vec<Vec<&str>> = passwd.iter().flat_map(|p| p.lines()).map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
     let gr: Vec<Vec<&str>> = group.iter().flat_map(|p| p.lines()).map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
@@ -152,68 +151,6 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
         }
     }
     Ok((uid, gid, groups, home))
-}
-
-/// The file at `rel` in the union of `layers` (bottom first), or None when no layer has it
-/// or a higher layer deletes it. A symlink on the way is refused, not followed.
-pub fn read_union(layers: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
-    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-    'layers: for layer in layers.iter().rev() {
-        let mut p = layer.clone();
-        for (i, part) in parts.iter().enumerate() {
-            p.push(part);
-            let last = i + 1 == parts.len();
-            let m = match fs::symlink_metadata(&p) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'layers,
-                Err(e) => return Err(e).ctx("read", &p),
-            };
-            let ft = m.file_type();
-            if ft.is_char_device() && rdev_is_zero(&p) {
-                return Ok(None);
-            }
-            if ft.is_symlink() {
-                return Err(Error::invalid(format!("/{rel} in the image goes through a symlink; it is not followed")));
-            }
-            if last {
-                if !ft.is_file() {
-                    return Ok(None);
-                }
-                let bytes = fs::read(&p).ctx("read", &p)?;
-                return Ok(Some(bytes));
-            }
-            if !ft.is_dir() {
-                return Ok(None);
-            }
-            if is_opaque(&p) {
-                // Nothing below this directory shows through it: this layer decides.
-                let rest: PathBuf = parts[i + 1..].iter().collect();
-                return read_union(std::slice::from_ref(&p), rest.to_str().unwrap_or(""));
-            }
-        }
-    }
-    Ok(None)
-}
-
-fn rdev_is_zero(p: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    fs::symlink_metadata(p).map(|m| m.rdev() == 0).unwrap_or(false)
-}
-
-fn is_opaque(p: &Path) -> bool {
-    [layers::whiteout::OPAQUE_XATTR, layers::whiteout::OPAQUE_XATTR_USER]
-        .iter()
-        .any(|x| matches!(xattr_get(p, x), Some(v) if v == b"y"))
-}
-
-fn xattr_get(p: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let cp = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
-    let cn = std::ffi::CString::new(name).ok()?;
-    let mut buf = [0u8; 16];
-    // SAFETY: valid C strings and buffer.
-    let n = unsafe { libc::lgetxattr(cp.as_ptr(), cn.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (n >= 0).then(|| buf[..n as usize].to_vec())
 }
 
 #[cfg(test)]
@@ -287,12 +224,11 @@ mod tests {
         let evil = tempfile::tempdir().unwrap();
         fs::create_dir_all(evil.path().join("etc")).unwrap();
         std::os::unix::fs::symlink("/etc/shadow", evil.path().join("etc/passwd")).unwrap();
-        let e = read_union(&[base.path().into(), evil.path().into()], "etc/passwd").unwrap_err();
+        let e = resolve_user("app", &[base.path().into(), evil.path().into()]).unwrap_err();
         assert!(e.to_string().contains("symlink"), "{e}");
 
         // A newer layer's copy wins.
         let newer = layer_with(&[("etc/passwd", "root:x:0:0:root:/newroot:/bin/sh\n")]);
-        let got = read_union(&[base.path().into(), newer.path().into()], "etc/passwd").unwrap().unwrap();
-        assert!(String::from_utf8(got).unwrap().contains("/newroot"));
+        assert_eq!(resolve_user("", &[base.path().into(), newer.path().into()]).unwrap().3, "/newroot");
     }
 }
