@@ -161,6 +161,13 @@ fn device(d: &str) -> Result<Device> {
         [h, c, p] if is_perms(p) => (*h, *c, *p),
         _ => return Err(Error::invalid(format!("invalid device specification: {d:?}"))),
     };
+    // Docker enforces r/w/m with the device cgroup, which minibox does not set up; and a
+    // read-only bind mount does not stop writes to a device node (the kernel refuses writes
+    // on a read-only mount to regular files, directories and symlinks only). Refuse rather
+    // than grant more than asked.
+    if !"rwm".chars().all(|c| perms.contains(c)) {
+        return Err(Error::invalid(format!("device permissions {perms:?} in {d:?} cannot be enforced here (no device cgroup): only rwm is supported")));
+    }
     let host = PathBuf::from(host);
     if !host.exists() {
         return Err(Error::invalid(format!("error gathering device information while adding custom device {:?}: no such file or directory", host.display().to_string())));
@@ -176,16 +183,18 @@ fn rate(s: &str) -> Result<DeviceRate> {
 
 /// Map the caller to root in a new user namespace, plus its /etc/subuid range when the
 /// setuid helpers are there to write it.
-fn rootless_maps() -> IdMaps {
+pub fn rootless_maps() -> IdMaps {
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut maps = IdMaps {
         uid: vec![IdMap { inside: 0, outside: uid, count: 1 }],
         gid: vec![IdMap { inside: 0, outside: gid, count: 1 }],
     };
-    let user = std::env::var("USER").ok().or_else(|| {
-        let pw = unsafe { libc::getpwuid(uid) };
-        (!pw.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }.to_string_lossy().into_owned())
-    });
+    // The name of our uid, not $USER: newuidmap(1) checks the ranges of the real uid's name,
+    // and $USER may be stale (setpriv, su without -), naming someone else's ranges.
+    let pw = unsafe { libc::getpwuid(uid) };
+    let user = (!pw.is_null())
+        .then(|| unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }.to_string_lossy().into_owned())
+        .or_else(|| std::env::var("USER").ok());
     let have = |t: &str| std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()));
     if let Some(user) = user {
         if have("newuidmap") && have("newgidmap") {
@@ -208,6 +217,10 @@ fn rootless_maps() -> IdMaps {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
+    // From the first moment, a SIGINT/SIGTERM waits for the container instead of killing mrun
+    // half-way through its setup (which would leave the container's directory behind); once
+    // the container runs, it is forwarded to it.
+    crate::process::block_forwarded()?;
     let root = cli
         .root
         .clone()

@@ -3,4 +3,6 @@
 
 mod common;
 mod interop;
+mod parser;
+mod run;
 mod store;
