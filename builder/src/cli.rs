@@ -17,7 +17,8 @@ const EXIT_FAILED: u8 = 1;
     name = "mbuild",
     version,
     about = "Build container images from a Minifile and manage the image store",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    override_usage = "mbuild [--root DIR] -f Minifile -t name:tag [CONTEXT]\n       mbuild [--root DIR] <COMMAND>"
 )]
 pub struct Cli {
     /// Store root (default /var/lib/minibox as root, $XDG_DATA_HOME/minibox otherwise;
@@ -29,8 +30,77 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// `mbuild [--root DIR] -f Minifile -t name:tag [CONTEXT]`: the build, without a command word.
+#[derive(Parser, Debug)]
+#[command(name = "mbuild", version, about = "Build a container image from a Minifile")]
+struct BuildCli {
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+/// True when the command line names a command (after an optional `--root DIR`); otherwise
+/// it is a build (`mbuild -t x .`, `mbuild ctxdir`), as `docker build` without the word.
+fn names_a_command(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        if a == "--root" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with("--root=") {
+            i += 1;
+            continue;
+        }
+        if a.starts_with('-') {
+            return matches!(a, "-h" | "--help" | "-V" | "--version");
+        }
+        return Cli::command().get_subcommands().any(|s| s.get_name() == a);
+    }
+    true
+}
+
+/// `mbuild -f Minifile -t name:tag [CONTEXT]` (also `mbuild build ...`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BuildArgs {
+    /// The Minifile (default CONTEXT/Minifile)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// name[:tag] for the image (repeatable)
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tag: Vec<String>,
+    /// Do not use the build cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set a build-time variable (ARG)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_arg: Vec<String>,
+    /// Network for RUN steps: host (default) or none
+    #[arg(long, default_value = "host")]
+    pub network: String,
+    /// Debian mirror for debootstrap bases (also MINIBOX_DEBIAN_MIRROR)
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// The build context directory (default .)
+    pub context: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Build an image from a Minifile (the same as `mbuild -f ... -t ...`)
+    Build(BuildArgs),
+    /// Make a debian:SUITE base image with debootstrap (FROM debian:SUITE does it on demand)
+    Bootstrap {
+        image: String,
+        /// Debian mirror (also MINIBOX_DEBIAN_MIRROR)
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
     /// Make a one-layer image from a rootfs directory or a (gzip) tarball
     Import {
         /// A directory, or a plain or gzip-compressed tar archive
@@ -104,7 +174,13 @@ pub enum Cmd {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = if names_a_command(&args) {
+        Cli::try_parse_from(&args)
+    } else {
+        BuildCli::try_parse_from(&args).map(|b| Cli { root: b.root, cmd: Cmd::Build(b.build) })
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind::*;
@@ -123,6 +199,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(Error::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e @ Error::Usage(_)) => {
+            eprintln!("mbuild: {}", one_line(&e));
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("mbuild: {}", one_line(&e));
             ExitCode::from(EXIT_FAILED)
@@ -150,6 +230,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     let store = layers::Store::open(&root)?;
     let mut out = std::io::stdout().lock();
     let code = match cli.cmd {
+        Cmd::Build(b) => build(&store, b, &mut out)?,
+        Cmd::Bootstrap { image, mirror } => {
+            let r = layers::Reference::parse(&image)?;
+            crate::bootstrap::bootstrap(&store, &r, mirror.as_deref(), &mut out, false)?;
+            ExitCode::SUCCESS
+        }
         Cmd::Import { src, tag } => manage::import(&store, &src, &tag, &mut out)?,
         Cmd::Images { quiet, no_trunc } => manage::images(&store, quiet, no_trunc, &mut out)?,
         Cmd::Inspect { images } => manage::inspect(&store, &images, &mut out)?,
@@ -165,4 +251,33 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     };
     out.flush().map_err(Error::stdout)?;
     Ok(code)
+}
+
+fn build(store: &layers::Store, b: BuildArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
+    if let Some(c) = b.context.as_ref().filter(|c| !c.exists()) {
+        return Err(Error::Usage(format!(
+            "{}: not a command, and no build context directory of that name (see mbuild --help)",
+            c.display()
+        )));
+    }
+    let context = b.context.unwrap_or_else(|| PathBuf::from("."));
+    let file = b.file.unwrap_or_else(|| context.join("Minifile"));
+    let tags = b.tag.iter().map(|t| layers::Reference::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    let build_args = b
+        .build_arg
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            // `--build-arg KEY` takes the value from the environment, as Docker does.
+            None => (a.clone(), std::env::var(a).unwrap_or_default()),
+        })
+        .collect();
+    let network = match b.network.as_str() {
+        "host" | "default" => runner::spec::Network::Host,
+        "none" => runner::spec::Network::None,
+        n => return Err(Error::Usage(format!("--network {n}: use host or none"))),
+    };
+    let opts = crate::build::BuildOptions { file, context, tags, no_cache: b.no_cache, quiet: b.quiet, build_args, network, mirror: b.mirror };
+    crate::build::build(store, &opts, out)?;
+    Ok(ExitCode::SUCCESS)
 }

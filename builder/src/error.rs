@@ -6,6 +6,10 @@ pub enum Error {
     Store(#[from] layers::Error),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Run(#[from] runner::Error),
     #[error("import {src}: {source}")]
     Import { src: String, source: layers::Error },
     #[error(transparent)]

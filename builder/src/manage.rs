@@ -64,7 +64,7 @@ pub fn import(store: &Store, src: &Path, tag: &str, out: &mut Out<'_>) -> Result
         .created(created)
         .created_by("mbuild import")
         .build()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Failed(e.to_string()))?;
     config.set_history(Some(vec![history]));
     let desc = store.write_image(&config, &[info])?;
     store.set_tag(&r, &desc)?;
@@ -136,9 +136,9 @@ pub fn inspect(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<Exi
     for n in names {
         let img = store.image(&reference(n)?)?;
         let manifest: serde_json::Value = serde_json::from_slice(&store.read_blob(img.manifest_desc.digest())?)
-            .map_err(|e| Error::Usage(format!("{n}: manifest: {e}")))?;
+            .map_err(|e| Error::Failed(format!("{n}: manifest: {e}")))?;
         let config: serde_json::Value =
-            serde_json::from_slice(&img.config_raw).map_err(|e| Error::Usage(format!("{n}: config: {e}")))?;
+            serde_json::from_slice(&img.config_raw).map_err(|e| Error::Failed(format!("{n}: config: {e}")))?;
         v.push(serde_json::json!({
             "Id": img.id().to_string(),
             "RepoTags": repo_tags(store, &img)?,
@@ -147,7 +147,7 @@ pub fn inspect(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<Exi
             "Config": config,
         }));
     }
-    let s = serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?;
+    let s = serde_json::to_string_pretty(&v).map_err(|e| Error::Failed(e.to_string()))?;
     outln!(out, "{s}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -210,7 +210,7 @@ pub fn layers(store: &Store, name: &str, json: bool, no_trunc: bool, out: &mut O
                 })
             })
             .collect();
-        let s = serde_json::to_string_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?;
+        let s = serde_json::to_string_pretty(&v).map_err(|e| Error::Failed(e.to_string()))?;
         outln!(out, "{s}")?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -183,7 +183,7 @@ fn bad_reference_unknown_image_and_unreadable_source_are_one_line_errors() {
     let line = assert_one_line_error(&o, "import");
     assert!(line.contains("not.tar"), "{line}");
     let o = env.mbuild(["frobnicate"]);
-    assert_one_line_error(&o, "unrecognized subcommand 'frobnicate'");
+    assert_one_line_error(&o, "frobnicate: not a command, and no build context directory of that name");
     assert_eq!(o.status.code(), Some(125));
     assert_store_valid(&env.root);
     assert!(env.ok(["images", "-q"]).is_empty());

@@ -1,0 +1,622 @@
+//! The build loop: a parsed Minifile, instruction by instruction, into layers and a config.
+//! RUN goes through the runner library in a container whose upper dir becomes the layer;
+//! ADD and COPY build the new layer's tree in a staging directory; the other instructions
+//! change the config only. Each layer-making step has a cache key that chains its parent's
+//! key, the instruction after substitution and, for ADD/COPY, the sources' content.
+
+use crate::bootstrap;
+use crate::cache::{self, Cache};
+use crate::context::{self, Context};
+use crate::minifile::{self, expand, Command, Instruction, Located, Minifile};
+use crate::{Error, Result};
+use layers::image::{self, LayerInfo};
+use layers::oci_spec::image::{Config, ConfigBuilder, History, HistoryBuilder, ImageConfiguration};
+use layers::pack::PackOptions;
+use layers::{Reference, Store};
+use runner::container::{self, RunOptions};
+use runner::spec::{Network, Spec};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct BuildOptions {
+    pub file: PathBuf,
+    pub context: PathBuf,
+    pub tags: Vec<Reference>,
+    pub no_cache: bool,
+    pub quiet: bool,
+    pub build_args: Vec<(String, String)>,
+    pub network: Network,
+    pub mirror: Option<String>,
+}
+
+/// Where a stage stands: its layers, config and history so far, and its cache key.
+#[derive(Clone)]
+struct State {
+    layers: Vec<LayerInfo>,
+    dirs: Vec<PathBuf>,
+    config: ImageConfiguration,
+    history: Vec<History>,
+    key: String,
+    /// ARGs declared in this stage, with their values.
+    args: BTreeMap<String, String>,
+    shell: Vec<String>,
+}
+
+impl State {
+    fn cfg(&self) -> Config {
+        self.config.config().clone().unwrap_or_else(|| ConfigBuilder::default().build().expect("empty config"))
+    }
+
+    fn set_cfg(&mut self, c: Config) {
+        self.config.set_config(Some(c));
+    }
+
+    fn env(&self) -> Vec<String> {
+        self.cfg().env().clone().unwrap_or_default()
+    }
+
+    fn lookup(&self) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = self.args.clone().into_iter().collect();
+        for kv in self.env() {
+            if let Some((k, v)) = kv.split_once('=') {
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+        m
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn history(created: &str, by: &str, empty: bool) -> History {
+    let mut b = HistoryBuilder::default();
+    b = b.created(created.to_string()).created_by(by.to_string());
+    if empty {
+        b = b.empty_layer(true);
+    }
+    b.build().expect("history entry")
+}
+
+/// Docker's JSON form of a command, as history shows it.
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+struct Builder<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    ctx: Context,
+    cache: Cache<'a>,
+    out: &'a mut dyn Write,
+    created: String,
+    escape: char,
+    step: usize,
+    steps: usize,
+    /// Finished stages by name and by index.
+    stages: Vec<(Option<String>, State)>,
+}
+
+pub fn build(store: &Store, opts: &BuildOptions, out: &mut dyn Write) -> Result<layers::Digest> {
+    let mf = minifile::parse_file(&opts.file)?;
+    let ctx = Context::open(&opts.context)?;
+    let steps = mf.stages.iter().map(|s| 1 + s.instructions.len()).sum();
+    let created = image::rfc3339(image::source_date_epoch().unwrap_or_else(now));
+    let mut b = Builder {
+        store,
+        opts,
+        ctx,
+        cache: Cache::new(store),
+        out,
+        created,
+        escape: mf.escape,
+        step: 0,
+        steps,
+        stages: Vec::new(),
+    };
+    let state = b.run(&mf)?;
+    let mut config = state.config.clone();
+    config.set_created(Some(b.created.clone()));
+    config.set_history(Some(state.history.clone()));
+    let desc = store.write_image(&config, &state.layers)?;
+    let img = store.image_by_manifest(&desc)?;
+    for t in &opts.tags {
+        store.set_tag(t, &desc)?;
+    }
+    if opts.quiet {
+        writeln!(b.out, "{}", img.id()).map_err(Error::stdout)?;
+    } else {
+        writeln!(b.out, "Successfully built {}", img.id()).map_err(Error::stdout)?;
+        for t in &opts.tags {
+            writeln!(b.out, "Successfully tagged {t}").map_err(Error::stdout)?;
+        }
+    }
+    Ok(img.id().clone())
+}
+
+impl Builder<'_> {
+    fn say(&mut self, line: &str) -> Result<()> {
+        if !self.opts.quiet {
+            writeln!(self.out, "{line}").map_err(Error::stdout)?;
+            self.out.flush().map_err(Error::stdout)?;
+        }
+        Ok(())
+    }
+
+    fn header(&self) -> String {
+        format!("[{}/{}]", self.step, self.steps)
+    }
+
+    fn run(&mut self, mf: &Minifile) -> Result<State> {
+        let global: HashMap<String, String> = {
+            let mut m = HashMap::new();
+            for (k, v) in &mf.args_before_from {
+                let given = self.opts.build_args.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                if let Some(v) = given.or_else(|| v.clone()) {
+                    m.insert(k.clone(), v);
+                }
+            }
+            m
+        };
+        let mut last = None;
+        for stage in &mf.stages {
+            self.step += 1;
+            let from = expand::word(&stage.from, &|k| global.get(k).cloned(), self.escape)
+                .map_err(|e| Error::Failed(format!("{}: FROM {}: {e}", self.opts.file.display(), stage.from)))?;
+            let t = Instant::now();
+            let mut state = self.from(&from)?;
+            self.say(&format!("{} FROM {from}{}", self.header(), timing(t)))?;
+            for inst in &stage.instructions {
+                self.step += 1;
+                self.instruction(&mut state, inst, &global)?;
+            }
+            self.stages.push((stage.name.clone(), state.clone()));
+            last = Some(state);
+        }
+        last.ok_or_else(|| Error::Failed(format!("{}: no FROM", self.opts.file.display())))
+    }
+
+    fn from(&mut self, from: &str) -> Result<State> {
+        let empty = State {
+            layers: vec![],
+            dirs: vec![],
+            config: image::new_config(),
+            history: vec![],
+            key: cache::key(&["FROM scratch"]),
+            args: BTreeMap::new(),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+        };
+        if from == "scratch" {
+            return Ok(empty);
+        }
+        if let Some((_, s)) = self.stages.iter().rev().find(|(n, _)| n.as_deref() == Some(&from.to_lowercase())) {
+            let mut s = s.clone();
+            s.args.clear();
+            return Ok(s);
+        }
+        let r = Reference::parse(from)?;
+        let desc = match self.store.lookup(&r) {
+            Ok(d) => d,
+            Err(layers::Error::ImageNotFound(_)) if bootstrap::is_debian(&r) => {
+                bootstrap::bootstrap(self.store, &r, self.opts.mirror.as_deref(), &mut *self.out, self.opts.quiet)?
+            }
+            Err(e) => return Err(Error::Failed(format!("FROM {from}: {e}"))),
+        };
+        let img = self.store.image_by_manifest(&desc)?;
+        let (dirs, pins) = container::image_layers(self.store, &img)?;
+        for p in &pins {
+            if let Some(d) = layers::digest::parse(p) {
+                self.store.pin(&d)?;
+            }
+        }
+        let mut config = img.config.clone();
+        config.set_history(None);
+        let shell = vec!["/bin/sh".into(), "-c".into()];
+        Ok(State {
+            layers: img.layers()?,
+            dirs,
+            history: img.config.history().clone().unwrap_or_default(),
+            config,
+            key: cache::key(&["FROM", img.manifest_desc.digest().as_ref()]),
+            args: BTreeMap::new(),
+            shell,
+        })
+    }
+
+    fn expand(&self, st: &State, s: &str, line: &Located) -> Result<String> {
+        let vars = st.lookup();
+        expand::word(s, &|k| vars.get(k).cloned(), self.escape).map_err(|e| self.err(line, &e.to_string()))
+    }
+
+    fn err(&self, at: &Located, msg: &str) -> Error {
+        Error::Failed(format!("{}:{}: {}: {msg}", self.opts.file.display(), at.line, at.text.trim()))
+    }
+
+    /// A config-only step: new history entry (no layer), new cache key.
+    fn meta(&mut self, st: &mut State, canonical: &str) -> Result<()> {
+        st.key = cache::key(&[&st.key, canonical]);
+        st.history.push(history(&self.created, canonical, true));
+        self.say(&format!("{} {canonical}", self.header()))
+    }
+
+    fn instruction(&mut self, st: &mut State, at: &Located, global: &HashMap<String, String>) -> Result<()> {
+        match &at.inst {
+            Instruction::Env(pairs) => {
+                let mut c = st.cfg();
+                let mut env = c.env().clone().unwrap_or_default();
+                let mut canon = Vec::new();
+                for (k, v) in pairs {
+                    let k = self.expand(st, k, at)?;
+                    let v = self.expand(st, v, at)?;
+                    env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                    env.push(format!("{k}={v}"));
+                    canon.push(format!("{k}={v}"));
+                    c.set_env(Some(env.clone()));
+                    st.set_cfg(c.clone());
+                }
+                self.meta(st, &format!("ENV {}", canon.join(" ")))
+            }
+            Instruction::Arg(args) => {
+                let mut canon = Vec::new();
+                for (k, default) in args {
+                    let given = self.opts.build_args.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                    let v = match (given, default) {
+                        (Some(v), _) => Some(v),
+                        (None, Some(d)) => Some(self.expand(st, d, at)?),
+                        // An ARG without a default re-declares a global one inside the stage.
+                        (None, None) => global.get(k).cloned(),
+                    };
+                    if let Some(v) = v {
+                        canon.push(format!("{k}={v}"));
+                        st.args.insert(k.clone(), v);
+                    } else {
+                        canon.push(k.clone());
+                    }
+                }
+                self.meta(st, &format!("ARG {}", canon.join(" ")))
+            }
+            Instruction::Label(pairs) => {
+                let mut c = st.cfg();
+                let mut labels = c.labels().clone().unwrap_or_default();
+                let mut canon = Vec::new();
+                for (k, v) in pairs {
+                    let k = self.expand(st, k, at)?;
+                    let v = self.expand(st, v, at)?;
+                    canon.push(format!("{k}={v}"));
+                    labels.insert(k, v);
+                }
+                c.set_labels(Some(labels));
+                st.set_cfg(c);
+                self.meta(st, &format!("LABEL {}", canon.join(" ")))
+            }
+            Instruction::Workdir(w) => {
+                let w = self.expand(st, w, at)?;
+                let mut c = st.cfg();
+                let base = c.working_dir().clone().unwrap_or_else(|| "/".into());
+                let abs = if w.starts_with('/') { w.clone() } else { format!("{}/{w}", base.trim_end_matches('/')) };
+                let abs = format!("/{}", context::clean(&abs).unwrap_or_default().display());
+                c.set_working_dir(Some(abs.clone()));
+                st.set_cfg(c);
+                self.meta(st, &format!("WORKDIR {abs}"))
+            }
+            Instruction::User(u) => {
+                let u = self.expand(st, u, at)?;
+                let mut c = st.cfg();
+                c.set_user(Some(u.clone()));
+                st.set_cfg(c);
+                self.meta(st, &format!("USER {u}"))
+            }
+            Instruction::Expose(ports) => {
+                let mut c = st.cfg();
+                let mut exposed = c.exposed_ports().clone().unwrap_or_default();
+                let mut canon = Vec::new();
+                let vars = st.lookup();
+                for p in ports {
+                    for w in expand::words(p, &|k| vars.get(k).cloned(), self.escape).map_err(|e| self.err(at, &e.to_string()))? {
+                        for p in minifile::exposed_ports(&w).map_err(|e| self.err(at, &e))? {
+                            canon.push(p.clone());
+                            if !exposed.contains(&p) {
+                                exposed.push(p);
+                            }
+                        }
+                    }
+                }
+                c.set_exposed_ports(Some(exposed));
+                st.set_cfg(c);
+                self.meta(st, &format!("EXPOSE {}", canon.join(" ")))
+            }
+            Instruction::Volume(vols) => {
+                let mut c = st.cfg();
+                let mut v = c.volumes().clone().unwrap_or_default();
+                let mut canon = Vec::new();
+                for p in vols {
+                    let p = self.expand(st, p, at)?;
+                    canon.push(p.clone());
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
+                }
+                c.set_volumes(Some(v));
+                st.set_cfg(c);
+                self.meta(st, &format!("VOLUME {}", json_list(&canon)))
+            }
+            Instruction::StopSignal(s) => {
+                let s = self.expand(st, s, at)?;
+                if minifile::signal_number(&s).is_none() {
+                    return Err(self.err(at, &format!("invalid signal: {s}")));
+                }
+                let mut c = st.cfg();
+                c.set_stop_signal(Some(s.clone()));
+                st.set_cfg(c);
+                self.meta(st, &format!("STOPSIGNAL {s}"))
+            }
+            Instruction::Shell(v) => {
+                st.shell = v.clone();
+                self.meta(st, &format!("SHELL {}", json_list(v)))
+            }
+            Instruction::Cmd(cmd) => {
+                let v = self.command(st, cmd);
+                let mut c = st.cfg();
+                c.set_cmd(Some(v.clone()));
+                st.set_cfg(c);
+                self.meta(st, &format!("CMD {}", json_list(&v)))
+            }
+            Instruction::Entrypoint(cmd) => {
+                let v = self.command(st, cmd);
+                let mut c = st.cfg();
+                c.set_entrypoint(Some(v.clone()));
+                // Docker: setting ENTRYPOINT resets a CMD inherited from the base image.
+                c.set_cmd(None);
+                st.set_cfg(c);
+                self.meta(st, &format!("ENTRYPOINT {}", json_list(&v)))
+            }
+            Instruction::Run(cmd) => self.run_step(st, at, cmd),
+            Instruction::Copy { srcs, dest, from, chown, chmod } => {
+                self.copy_step(st, at, "COPY", srcs, dest, from.as_deref(), chown.as_deref(), chmod.as_deref())
+            }
+            Instruction::Add { srcs, dest, chown, chmod } => self.copy_step(st, at, "ADD", srcs, dest, None, chown.as_deref(), chmod.as_deref()),
+        }
+    }
+
+    fn command(&self, st: &State, cmd: &Command) -> Vec<String> {
+        match cmd {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => st.shell.iter().cloned().chain(std::iter::once(s.clone())).collect(),
+        }
+    }
+
+    /// Reuse a cached layer for `key`, if the cache has one whose blob is still here.
+    fn cached(&mut self, st: &mut State, key: &str, canonical: &str) -> Result<bool> {
+        if self.opts.no_cache {
+            return Ok(false);
+        }
+        let Some(hit) = self.cache.get(key)? else { return Ok(false) };
+        match hit {
+            None => st.history.push(history(&self.created, canonical, true)),
+            Some(l) => {
+                let dir = self.store.ensure_layer(&l.descriptor(), &l.diff_id)?;
+                st.layers.push(l);
+                st.dirs.push(dir);
+                st.history.push(history(&self.created, canonical, false));
+            }
+        }
+        st.key = key.to_string();
+        self.say(&format!("{} CACHED {canonical}", self.header()))?;
+        Ok(true)
+    }
+
+    /// Record a new layer (or none, for a step that changed nothing) and its cache entry.
+    fn commit(&mut self, st: &mut State, key: &str, canonical: &str, layer: Option<LayerInfo>) -> Result<()> {
+        self.cache.put(key, layer.as_ref())?;
+        match layer {
+            Some(l) => {
+                let dir = self.store.ensure_layer(&l.descriptor(), &l.diff_id)?;
+                st.layers.push(l);
+                st.dirs.push(dir);
+                st.history.push(history(&self.created, canonical, false));
+            }
+            None => st.history.push(history(&self.created, canonical, true)),
+        }
+        st.key = key.to_string();
+        Ok(())
+    }
+
+    fn run_step(&mut self, st: &mut State, at: &Located, cmd: &Command) -> Result<()> {
+        let args = self.command(st, cmd);
+        let canonical = match cmd {
+            Command::Shell(s) => format!("RUN {} {s}", st.shell.join(" ")),
+            Command::Exec(v) => format!("RUN {}", json_list(v)),
+        };
+        // Build args are in the environment of RUN (not persisted), so they enter the key.
+        let arg_env: Vec<String> = st.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let key = cache::key(&[&st.key, &canonical, &arg_env.join("\n")]);
+        if self.cached(st, &key, &canonical)? {
+            return Ok(());
+        }
+        self.say(&format!("{} {canonical}", self.header()))?;
+        let t = Instant::now();
+        let c = st.cfg();
+        let mut env = st.env();
+        for kv in &arg_env {
+            let k = kv.split('=').next().unwrap_or("");
+            if !env.iter().any(|e| e.split('=').next() == Some(k)) {
+                env.push(kv.clone());
+            }
+        }
+        let env_cfg = ConfigBuilder::default()
+            .env(env)
+            .user(c.user().clone().unwrap_or_default())
+            .working_dir(c.working_dir().clone().unwrap_or_else(|| "/".into()))
+            .build()
+            .expect("config");
+        let overrides = runner::config::Overrides { entrypoint: Some(String::new()), command: args, ..Default::default() };
+        let id = container::new_id();
+        let hostname = id[..12].to_string();
+        let process = runner::config::process(Some(&env_cfg), &st.dirs, &hostname, &overrides).map_err(|e| self.err(at, &e.to_string()))?;
+        let pins: Vec<String> = st.layers.iter().flat_map(|l| [l.digest.to_string(), l.diff_id.to_string()]).collect();
+        let dir = container::create_dir(self.store, &id, &pins).map_err(|e| self.err(at, &e.to_string()))?;
+        let rootless = unsafe { libc::geteuid() } != 0;
+        let spec = Spec {
+            layers: st.dirs.clone(),
+            dir: dir.clone(),
+            process,
+            hostname,
+            mounts: vec![],
+            devices: vec![],
+            read_only: false,
+            network: self.opts.network,
+            userns: rootless.then(runner::cli::rootless_maps),
+            limits: Default::default(),
+            userxattr: rootless,
+        };
+        if st.dirs.is_empty() {
+            let _ = layers::store::remove_all(&dir);
+            return Err(self.err(at, "RUN needs a base image with a shell (FROM scratch has none)"));
+        }
+        let outcome = container::run(&spec, &RunOptions { forward_signals: true, keep: true, warn: |_| {} });
+        let result = (|| {
+            let o = outcome.map_err(|e| Error::Failed(format!("step {}/{} {canonical}: {e}", self.step, self.steps)))?;
+            if o.exit.code() != 0 {
+                return Err(Error::Failed(format!("step {}/{} {canonical}: exit code {}", self.step, self.steps, o.exit.code())));
+            }
+            let upper = dir.join("upper");
+            let empty = fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(true);
+            if empty {
+                return Ok(None);
+            }
+            let (layer, _) = self.store.pack_layer(&upper, &PackOptions { source_date_epoch: image::source_date_epoch(), overlay: true })?;
+            Ok(Some(layer))
+        })();
+        let _ = layers::store::remove_all(&dir);
+        let layer = result?;
+        self.commit(st, &key, &canonical, layer)?;
+        self.say(&format!("{} done{}", self.header(), timing(t)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &mut self,
+        st: &mut State,
+        at: &Located,
+        what: &str,
+        srcs: &[String],
+        dest: &str,
+        from: Option<&str>,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+    ) -> Result<()> {
+        let srcs: Vec<String> = srcs.iter().map(|s| self.expand(st, s, at)).collect::<Result<_>>()?;
+        let dest = self.expand(st, dest, at)?;
+        let workdir = st.cfg().working_dir().clone().unwrap_or_else(|| "/".into());
+        let dest_abs = if dest.starts_with('/') { dest.clone() } else { format!("{}/{dest}", workdir.trim_end_matches('/')) };
+        let dest_is_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
+        // Where the sources come from: the context, an earlier stage, or an image.
+        let from_layers: Option<Vec<PathBuf>> = match from {
+            None => None,
+            Some(f) => {
+                let f = self.expand(st, f, at)?;
+                let stage = match f.parse::<usize>() {
+                    Ok(i) => self.stages.get(i).map(|(_, s)| s.clone()),
+                    Err(_) => self.stages.iter().rev().find(|(n, _)| n.as_deref() == Some(&f.to_lowercase())).map(|(_, s)| s.clone()),
+                };
+                let dirs = match stage {
+                    Some(s) => s.dirs,
+                    None => {
+                        let r = Reference::parse(&f).map_err(|e| self.err(at, &e.to_string()))?;
+                        let img = self.store.image(&r).map_err(|e| self.err(at, &format!("--from={f}: {e}")))?;
+                        container::image_layers(self.store, &img)?.0
+                    }
+                };
+                Some(dirs)
+            }
+        };
+        let fetched = if what == "ADD" && srcs.iter().any(|s| is_url(s)) { Some(self.store.temp_dir("fetch")?) } else { None };
+        let result = self.copy_sources(st, at, what, &srcs, &dest_abs, dest_is_dir, from, from_layers.as_deref(), fetched.as_deref(), chown, chmod);
+        if let Some(f) = fetched {
+            let _ = layers::store::remove_all(&f);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_sources(
+        &mut self,
+        st: &mut State,
+        at: &Located,
+        what: &str,
+        srcs: &[String],
+        dest_abs: &str,
+        dest_is_dir: bool,
+        from: Option<&str>,
+        from_layers: Option<&[PathBuf]>,
+        fetched: Option<&Path>,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+    ) -> Result<()> {
+        let mut sources = Vec::new();
+        for s in srcs {
+            if let (Some(dir), true) = (fetched, is_url(s)) {
+                sources.push(crate::copy::Copier::fetch(s, dir).map_err(|e| self.err(at, &e.to_string()))?);
+                continue;
+            }
+            match from_layers {
+                None => sources.extend(self.ctx.sources(s).map_err(|e| self.err(at, &e.to_string()))?),
+                Some(dirs) => {
+                    let rel = layers::union::resolve(dirs, s)?;
+                    let found = layers::union::lookup(dirs, &rel)?
+                        .ok_or_else(|| self.err(at, &format!("{s}: not found in --from={}", from.unwrap_or(""))))?;
+                    sources.push(found.path);
+                }
+            }
+        }
+        if sources.len() > 1 && !dest_is_dir {
+            return Err(self.err(at, &format!("when using {what} with more than one source file, the destination must be a directory and end with a /")));
+        }
+        let digest = context::content_digest(&self.ctx, &sources)?;
+        let canonical = format!("{what} {}{}{} {dest_abs}", from.map(|f| format!("--from={f} ")).unwrap_or_default(), chown.map(|c| format!("--chown={c} ")).unwrap_or_default(), srcs.join(" "));
+        let key = cache::key(&[&st.key, &canonical, &digest]);
+        if self.cached(st, &key, &canonical)? {
+            return Ok(());
+        }
+        self.say(&format!("{} {canonical}", self.header()))?;
+        let t = Instant::now();
+        let staging = self.store.temp_dir("copy")?;
+        let result = (|| {
+            let (uid, gid) = match chown {
+                Some(c) => {
+                    let (u, g, _, _) = runner::config::resolve_user(c, &st.dirs).map_err(|e| self.err(at, &e.to_string()))?;
+                    // --chown=user without a group uses the user's primary group.
+                    (u, g)
+                }
+                None => (0, 0),
+            };
+            let mode = chmod.map(|m| u32::from_str_radix(m, 8).map_err(|_| self.err(at, &format!("--chmod={m}: not an octal mode")))).transpose()?;
+            let copier = crate::copy::Copier { layers: &st.dirs, staging: &staging, uid, gid, mode, ctx: from_layers.is_none().then_some(&self.ctx) };
+            let target = copier.dest(dest_abs, dest_is_dir)?;
+            for s in &sources {
+                copier.copy(s, &target, what == "ADD" && !fetched.is_some_and(|f| s.starts_with(f)))?;
+            }
+            let (layer, _) = self.store.pack_layer(&staging, &PackOptions { source_date_epoch: image::source_date_epoch(), overlay: false })?;
+            Ok::<_, Error>(layer)
+        })();
+        let _ = layers::store::remove_all(&staging);
+        let layer = result.map_err(|e| match e {
+            Error::Failed(m) if m.starts_with(&self.opts.file.display().to_string()) => Error::Failed(m),
+            e => self.err(at, &e.to_string()),
+        })?;
+        self.commit(st, &key, &canonical, Some(layer))?;
+        self.say(&format!("{} done{}", self.header(), timing(t)))
+    }
+}
+
+fn timing(t: Instant) -> String {
+    format!(" ({:.2}s)", t.elapsed().as_secs_f64())
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
