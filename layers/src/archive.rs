@@ -11,7 +11,7 @@ use crate::pgzip::ParallelGzEncoder;
 use crate::reference::Reference;
 use crate::store::{self, canonical_json, Store, REF_NAME};
 use oci_spec::image::{
-    Arch, Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder,
+    Arch, Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest,
     MediaType, Os,
 };
 use serde::{Deserialize, Serialize};
@@ -386,15 +386,7 @@ impl Store {
             self.pin(&info.digest)?;
             layers.push(info);
         }
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(MediaType::ImageConfig, cs, cd))
-            .layers(layers.iter().map(LayerInfo::descriptor).collect::<Vec<_>>())
-            .build()
-            .map_err(|e| Error::Json(e.to_string()))?;
-        let (md, ms) = self.put_blob(&canonical_json(&manifest)?)?;
-        Ok(Descriptor::new(MediaType::ImageManifest, ms, md))
+        self.write_manifest(Descriptor::new(MediaType::ImageConfig, cs, cd), &layers)
     }
 
     /// A docker-archive layer as a gzip blob: gzip input is kept as it is (its digest

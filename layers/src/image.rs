@@ -113,10 +113,15 @@ impl Store {
         rootfs.set_diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect());
         config.set_rootfs(rootfs);
         let (cd, cs) = self.put_blob(&canonical_json(&config)?)?;
+        self.write_manifest(Descriptor::new(MediaType::ImageConfig, cs, cd), layers)
+    }
+
+    /// Store an OCI manifest for a config blob already in the store and its layers.
+    pub fn write_manifest(&self, config: Descriptor, layers: &[LayerInfo]) -> Result<Descriptor> {
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(MediaType::ImageConfig, cs, cd))
+            .config(config)
             .layers(layers.iter().map(LayerInfo::descriptor).collect::<Vec<_>>())
             .build()
             .map_err(|e| Error::Json(e.to_string()))?;
