@@ -161,8 +161,11 @@ fn make_cgroup(spec: &Spec, id: &str, opts: &RunOptions) -> Result<Option<(Cgrou
 /// Run `spec` to the end. The container's directory is `spec.dir` (see `create_dir`).
 pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
     let _dir = DirGuard { dir: &spec.dir, keep: opts.keep };
-    if spec.process.args.is_empty() {
-        return Err(Error::invalid("no command specified"));
+    match spec.process.args.first().map(String::as_str) {
+        None => return Err(Error::invalid("no command specified")),
+        // execvp(3) would try "$dir/" for each PATH entry and report EACCES; Docker says 127.
+        Some("") => return Err(Error::Exec { path: String::new(), errno: libc::ENOENT }),
+        Some(_) => {}
     }
     let id = spec.dir.file_name().and_then(|n| n.to_str()).unwrap_or("container").to_string();
     let links = prepare(spec)?;

@@ -335,7 +335,10 @@ pub fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<()> {
         }
         let o = c.output().map_err(|e| Error::Sys(tool, e))?;
         if !o.status.success() {
-            return Err(Error::invalid(format!("{tool}: {}", String::from_utf8_lossy(&o.stderr).trim())));
+            let msg = String::from_utf8_lossy(&o.stderr).trim().to_string();
+            // The helpers name themselves in their messages already.
+            let msg = if msg.starts_with(tool) { msg } else { format!("{tool}: {msg}") };
+            return Err(Error::invalid(msg.replace('\n', " ")));
         }
     }
     Ok(())
