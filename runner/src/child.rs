@@ -277,7 +277,7 @@ fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
     sys.mount(None, C_ROOT, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| fail(C_PRIVATE, e))?;
     let r = &p.rootfs;
     sys.chdir(&r.links_dir).map_err(|e| fail(&r.links_dir, e))?;
-    sys.mount(Some(C_OVERLAY), &r.merged, Some(C_OVERLAY), 0, Some(&r.overlay_data)).map_err(|e| fail(&r.merged, e))?;
+    sys.mount(Some(C_OVERLAY), &r.merged, Some(C_OVERLAY), 0, Some(&r.overlay_data)).map_err(|e| fail(&r.overlay_what, e))?;
     let root = sys
         .openat2(libc::AT_FDCWD, &r.merged, (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64, 0, 0)
         .map_err(|e| fail(C_OPEN_ROOT, e))?;
@@ -399,7 +399,7 @@ mod tests {
         // Top layer first in lowerdir, short relative links.
         assert_eq!(
             calls[pos("mount overlay")],
-            "mount overlay /s/containers/c1/merged overlay 0x0 lowerdir=1:0,upperdir=/s/containers/c1/upper,workdir=/s/containers/c1/work"
+            "mount overlay /s/containers/c1/merged overlay 0x0 lowerdir=1:0,upperdir=/s/containers/c1/upper,workdir=/s/containers/c1/work,volatile"
         );
         let order = [
             "unshare 0x2000000",

@@ -83,11 +83,11 @@ pub struct Cli {
     /// Remove the container when it exits (the default in this version)
     #[arg(long)]
     rm: bool,
-    /// Image to run
-    image: String,
-    /// Command and arguments (default: the image's Entrypoint and Cmd)
-    #[arg(allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The image to run, then the command and its arguments (default: the image's Entrypoint
+    /// and Cmd). One positional, so that everything after the image belongs to the command
+    /// (trailing_var_arg), `mrun img --version` included, as with `docker run`.
+    #[arg(value_name = "IMAGE [COMMAND [ARG...]]", required = true, num_args = 1..)]
+    image_and_command: Vec<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -250,14 +250,15 @@ pub fn run(cli: Cli) -> Result<i32> {
     let devices = cli.device.iter().map(|d| device(d)).collect::<Result<_>>()?;
 
     let store = Store::open(&root)?;
-    let reference = Reference::parse(&cli.image)?;
+    let (image, command) = cli.image_and_command.split_first().expect("clap requires the image");
+    let reference = Reference::parse(image)?;
     let img = store.image(&reference)?;
     let (layer_dirs, pins) = container::image_layers(&store, &img)?;
     let id = container::new_id();
     let hostname = cli.hostname.clone().unwrap_or_else(|| id[..12].to_string());
     let overrides = Overrides {
         entrypoint: cli.entrypoint.clone(),
-        command: cli.command.clone(),
+        command: command.to_vec(),
         env: cli.env.clone(),
         env_files: cli.env_file.clone(),
         workdir: cli.workdir.clone(),

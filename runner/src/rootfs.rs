@@ -19,6 +19,8 @@ const MS_STRICTATIME: u64 = libc::MS_STRICTATIME;
 
 /// The most a mount option string may hold (one page, mount(2)).
 const PAGE: usize = 4096;
+/// overlayfs's limit on stacked lower layers (OVL_MAX_STACK).
+const MAX_LAYERS: usize = 500;
 
 /// A path inside the new root, with what is needed to create it: each prefix and its last
 /// component ("dev", "dev/pts" / "dev", "pts").
@@ -56,6 +58,8 @@ pub struct Rootfs {
     /// it, which keeps 500 layers inside one page of mount options.
     pub links_dir: CString,
     pub merged: CString,
+    /// "mount overlay on <merged>", for the message when that fails.
+    pub overlay_what: CString,
     pub overlay_data: CString,
     pub steps: Vec<Step>,
     pub read_only: bool,
@@ -175,19 +179,26 @@ impl Rootfs {
         let upper = spec.dir.join("upper");
         let work = spec.dir.join("work");
         let merged = spec.dir.join("merged");
-        // overlayfs(5): the first lowerdir is the top layer.
-        let lower: Vec<&str> = links.iter().rev().map(String::as_str).collect();
-        let mut data = if lower.is_empty() {
-            // An image without layers (FROM scratch with nothing added) still needs a lower.
+        if links.is_empty() {
+            // An image without layers (FROM scratch with nothing added) has no root at all.
             return Err(Error::invalid("the image has no layers"));
-        } else {
-            format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.join(":"),
-                upper.display(),
-                work.display()
-            )
-        };
+        }
+        if links.len() > MAX_LAYERS {
+            return Err(Error::invalid(format!(
+                "the image has {} layers; overlayfs stacks at most {MAX_LAYERS}",
+                links.len()
+            )));
+        }
+        // overlayfs(5): the first lowerdir is the top layer. `volatile`: the upper dir is
+        // thrown away (or packed at once, for a build step), so unmounting need not write back
+        // every dirty page of the host filesystem it lives on, which otherwise stalls exit.
+        let lower: Vec<&str> = links.iter().rev().map(String::as_str).collect();
+        let mut data = format!(
+            "lowerdir={},upperdir={},workdir={},volatile",
+            lower.join(":"),
+            upper.display(),
+            work.display()
+        );
         if spec.userxattr {
             data.push_str(",userxattr");
         }
@@ -307,6 +318,7 @@ impl Rootfs {
         Ok(Rootfs {
             links_dir: cstr(path_bytes(links_dir))?,
             merged: cstr(path_bytes(&merged))?,
+            overlay_what: cstr(format!("mount overlay on {}", merged.display()))?,
             overlay_data: cstr(data)?,
             steps,
             read_only: spec.read_only,
