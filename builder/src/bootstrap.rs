@@ -39,7 +39,7 @@ pub fn bootstrap(store: &Store, r: &Reference, mirror: Option<&str>, out: &mut d
     let have = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("debootstrap").is_file()));
     if !have {
         return Err(Error::Failed(format!(
-            "FROM {r}: debootstrap is not installed; install it with: apt-get install -y debootstrap"
+            "debootstrap is not installed (it makes {r}); install it with: apt-get install -y debootstrap"
         )));
     }
     let mirror = mirror

@@ -6,7 +6,7 @@
 
 use crate::bootstrap;
 use crate::cache::{self, Cache};
-use crate::context::{self, Context};
+use crate::context::{self, Context, Origin};
 use crate::minifile::{self, expand, Command, Instruction, Located, Minifile};
 use crate::{Error, Result};
 use layers::image::{self, LayerInfo};
@@ -165,10 +165,12 @@ impl Builder<'_> {
         let mut last = None;
         for stage in &mf.stages {
             self.step += 1;
-            let from = expand::word(&stage.from, &|k| global.get(k).cloned(), self.escape)
-                .map_err(|e| Error::Failed(format!("{}: FROM {}: {e}", self.opts.file.display(), stage.from)))?;
+            // FROM's errors, like every instruction's, name file:line and show the line.
+            let file = self.opts.file.display().to_string();
+            let at = |e: &dyn std::fmt::Display| Error::Failed(format!("{file}:{}: {}: {e}", stage.line, stage.text.trim()));
+            let from = expand::word(&stage.from, &|k| global.get(k).cloned(), self.escape).map_err(|e| at(&e))?;
             let t = Instant::now();
-            let mut state = self.from(&from)?;
+            let mut state = self.from(&from).map_err(|e| at(&e))?;
             self.say(&format!("{} FROM {from}{}", self.header(), timing(t)))?;
             for inst in &stage.instructions {
                 self.step += 1;
@@ -204,15 +206,10 @@ impl Builder<'_> {
             Err(layers::Error::ImageNotFound(_)) if bootstrap::is_debian(&r) => {
                 bootstrap::bootstrap(self.store, &r, self.opts.mirror.as_deref(), &mut *self.out, self.opts.quiet)?
             }
-            Err(e) => return Err(Error::Failed(format!("FROM {from}: {e}"))),
+            Err(e) => return Err(e.into()),
         };
         let img = self.store.image_by_manifest(&desc)?;
-        let (dirs, pins) = container::image_layers(self.store, &img)?;
-        for p in &pins {
-            if let Some(d) = layers::digest::parse(p) {
-                self.store.pin(&d)?;
-            }
-        }
+        let dirs = self.image_layers(&img)?;
         let mut config = img.config.clone();
         config.set_history(None);
         let shell = vec!["/bin/sh".into(), "-c".into()];
@@ -225,6 +222,17 @@ impl Builder<'_> {
             args: BTreeMap::new(),
             shell,
         })
+    }
+
+    /// An image's layer directories, pinned so a concurrent prune cannot take them mid-build.
+    fn image_layers(&self, img: &layers::image::Image) -> Result<Vec<PathBuf>> {
+        let (dirs, pins) = container::image_layers(self.store, img)?;
+        for p in &pins {
+            if let Some(d) = layers::digest::parse(p) {
+                self.store.pin(&d)?;
+            }
+        }
+        Ok(dirs)
     }
 
     fn expand(&self, st: &State, s: &str, line: &Located) -> Result<String> {
@@ -477,13 +485,34 @@ impl Builder<'_> {
             let _ = layers::store::remove_all(&dir);
             return Err(self.err(at, "RUN needs a base image with a shell (FROM scratch has none)"));
         }
+        // The runner creates the mount points it needs when the image lacks them; like
+        // BuildKit, drop those stubs so they do not become part of the layer.
+        let mut stubs = Vec::new();
+        for d in MOUNT_POINTS {
+            if layers::union::lookup(&st.dirs, Path::new(d))?.is_none() {
+                stubs.push(d);
+            }
+        }
+        let quiet = if self.opts.quiet {
+            self.out.flush().map_err(Error::stdout)?;
+            Some(Quiet::start(self.store)?)
+        } else {
+            None
+        };
         let outcome = container::run(&spec, &RunOptions { forward_signals: true, keep: true, warn: |_| {} });
+        let log = quiet.map(Quiet::stop);
         let result = (|| {
             let o = outcome.map_err(|e| Error::Failed(format!("step {}/{} {canonical}: {e}", self.step, self.steps)))?;
             if o.exit.code() != 0 {
                 return Err(Error::Failed(format!("step {}/{} {canonical}: exit code {}", self.step, self.steps, o.exit.code())));
             }
             let upper = dir.join("upper");
+            for d in &stubs {
+                let p = upper.join(d);
+                if fs::read_dir(&p).is_ok_and(|mut e| e.next().is_none()) {
+                    fs::remove_dir(&p).map_err(|e| Error::Failed(format!("remove {}: {}", p.display(), layers::error::io_message(&e))))?;
+                }
+            }
             let empty = fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(true);
             if empty {
                 return Ok(None);
@@ -492,6 +521,10 @@ impl Builder<'_> {
             Ok(Some(layer))
         })();
         let _ = layers::store::remove_all(&dir);
+        if let (Err(_), Some(mut log)) = (&result, log) {
+            // As `docker build -q`: the output of a failed step is shown after all.
+            let _ = std::io::Seek::rewind(&mut log).and_then(|_| std::io::copy(&mut log, &mut std::io::stderr()));
+        }
         let layer = result?;
         self.commit(st, &key, &canonical, layer)?;
         self.say(&format!("{} done{}", self.header(), timing(t)))
@@ -528,7 +561,7 @@ impl Builder<'_> {
                     None => {
                         let r = Reference::parse(&f).map_err(|e| self.err(at, &e.to_string()))?;
                         let img = self.store.image(&r).map_err(|e| self.err(at, &format!("--from={f}: {e}")))?;
-                        container::image_layers(self.store, &img)?.0
+                        self.image_layers(&img)?
                     }
                 };
                 Some(dirs)
@@ -576,8 +609,10 @@ impl Builder<'_> {
         if sources.len() > 1 && !dest_is_dir {
             return Err(self.err(at, &format!("when using {what} with more than one source file, the destination must be a directory and end with a /")));
         }
-        let digest = context::content_digest(&self.ctx, &sources)?;
-        let canonical = format!("{what} {}{}{} {dest_abs}", from.map(|f| format!("--from={f} ")).unwrap_or_default(), chown.map(|c| format!("--chown={c} ")).unwrap_or_default(), srcs.join(" "));
+        let digest = context::content_digest(Origin::new(&self.ctx, from_layers), &sources)?;
+        // Every flag that changes the layer is in the canonical text, and so in the key.
+        let flag = |name: &str, v: Option<&str>| v.map(|v| format!("--{name}={v} ")).unwrap_or_default();
+        let canonical = format!("{what} {}{}{}{} {dest_abs}", flag("from", from), flag("chown", chown), flag("chmod", chmod), srcs.join(" "));
         let key = cache::key(&[&st.key, &canonical, &digest]);
         if self.cached(st, &key, &canonical)? {
             return Ok(());
@@ -595,7 +630,7 @@ impl Builder<'_> {
                 None => (0, 0),
             };
             let mode = chmod.map(|m| u32::from_str_radix(m, 8).map_err(|_| self.err(at, &format!("--chmod={m}: not an octal mode")))).transpose()?;
-            let copier = crate::copy::Copier { layers: &st.dirs, staging: &staging, uid, gid, mode, ctx: from_layers.is_none().then_some(&self.ctx) };
+            let copier = crate::copy::Copier { layers: &st.dirs, staging: &staging, uid, gid, mode, origin: Origin::new(&self.ctx, from_layers) };
             let target = copier.dest(dest_abs, dest_is_dir)?;
             for s in &sources {
                 copier.copy(s, &target, what == "ADD" && !fetched.is_some_and(|f| s.starts_with(f)))?;
@@ -610,6 +645,51 @@ impl Builder<'_> {
         })?;
         self.commit(st, &key, &canonical, Some(layer))?;
         self.say(&format!("{} done{}", self.header(), timing(t)))
+    }
+}
+
+/// Where the runner mounts proc, sysfs and the /dev tmpfs (runner's rootfs plan).
+const MOUNT_POINTS: [&str; 3] = ["dev", "proc", "sys"];
+
+/// With -q, stdout carries only the image id: a RUN step's output (the container inherits
+/// our fds 1 and 2 when it is cloned) goes to an unlinked file in the store's tmp/ instead.
+/// Dropping this restores fds 1 and 2.
+struct Quiet {
+    saved: [std::os::fd::OwnedFd; 2],
+    log: Option<fs::File>,
+}
+
+impl Quiet {
+    fn start(store: &Store) -> Result<Quiet> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let tmp = store.root().join("tmp");
+        let log = tempfile::tempfile_in(&tmp).map_err(|e| Error::Failed(format!("create a log file in {}: {}", tmp.display(), layers::error::io_message(&e))))?;
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().map_err(|e| Error::Failed(format!("dup: {}", layers::error::io_message(&e))));
+        let saved = [dup(std::io::stdout().as_fd())?, dup(std::io::stderr().as_fd())?];
+        let q = Quiet { saved, log: Some(log) };
+        for fd in [1, 2] {
+            // SAFETY: dup2 onto our own standard fds; the originals are kept in `saved`.
+            if unsafe { libc::dup2(q.log.as_ref().expect("log").as_raw_fd(), fd) } < 0 {
+                return Err(Error::Failed(format!("dup2: {}", layers::error::io_message(&std::io::Error::last_os_error()))));
+            }
+        }
+        Ok(q)
+    }
+
+    fn stop(mut self) -> fs::File {
+        let log = self.log.take().expect("log");
+        drop(self);
+        log
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        for (fd, saved) in [1, 2].into_iter().zip(&self.saved) {
+            // SAFETY: puts back the fds saved in `start`.
+            unsafe { libc::dup2(saved.as_raw_fd(), fd) };
+        }
     }
 }
 

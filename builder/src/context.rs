@@ -1,9 +1,11 @@
 //! The build context: the directory ADD and COPY read from. Sources are resolved inside it
 //! (never `..` or a symlink out of it), `.minignore` (dockerignore syntax) hides files, and
 //! the content of a set of sources is summarised into one digest for the cache key (paths,
-//! modes, owners, bytes and link targets — never mtimes).
+//! modes, owners, bytes and link targets — never mtimes). `COPY --from` reads the union of
+//! a stage's or an image's layers instead (`Origin::Layers`).
 
 use crate::{Error, Result};
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -52,6 +54,18 @@ impl Context {
         excluded
     }
 
+    /// True when a `!` pattern could re-include something below `rel`: then an excluded
+    /// directory must still be walked, as Docker walks it (`secret/` + `!secret/public`).
+    fn may_reinclude_below(&self, rel: &Path) -> bool {
+        let segs: Vec<String> = rel.components().filter_map(|c| c.as_os_str().to_str().map(String::from)).collect();
+        self.ignore.iter().any(|p| p.negate && could_match_below(&p.segments, &segs))
+    }
+
+    /// Excluded, and nothing below it can be re-included either: skip the whole subtree.
+    fn pruned(&self, rel: &Path) -> bool {
+        self.ignored(rel) && !self.may_reinclude_below(rel)
+    }
+
     /// Resolve a source as written in ADD/COPY to paths inside the context: lexically
     /// cleaned, wildcards expanded, symlinks in the path followed only while they stay inside.
     pub fn sources(&self, src: &str) -> Result<Vec<PathBuf>> {
@@ -70,7 +84,7 @@ impl Context {
             return Err(Error::Failed(format!("{src}: not found in the build context")));
         }
         if let Ok(r) = p.strip_prefix(&self.root) {
-            if self.ignored(r) {
+            if self.ignored(r) && !(p.is_dir() && self.may_reinclude_below(r)) {
                 return Err(Error::Failed(format!("{src}: excluded by .minignore")));
             }
         }
@@ -189,6 +203,16 @@ fn match_segments(pat: &[String], path: &[String]) -> bool {
     }
 }
 
+/// Could `pat` match `path` or something below it? (`**` may; a pattern that ends above
+/// `path` matched an ancestor, which the per-entry check settles.)
+fn could_match_below(pat: &[String], path: &[String]) -> bool {
+    match (pat.first(), path.first()) {
+        (_, None) | (None, Some(_)) => true,
+        (Some(p), _) if p == "**" => true,
+        (Some(p), Some(s)) => glob_match(p, s) && could_match_below(&pat[1..], &path[1..]),
+    }
+}
+
 /// filepath.Match for one segment: `*`, `?`, `[abc]`, `[a-z]`, `[^x]`, `\` escapes.
 pub fn glob_match(pat: &str, name: &str) -> bool {
     let p: Vec<char> = pat.chars().collect();
@@ -226,50 +250,123 @@ pub fn glob_match(pat: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
-/// A digest of the sources' content for the cache key: every path below each source (as
-/// the copy will see it, after .minignore), its type, mode, owner, bytes and link target.
-/// mtimes are left out, so a fresh checkout of the same files hits the cache.
-pub fn content_digest(ctx: &Context, sources: &[PathBuf]) -> Result<String> {
+/// Where ADD/COPY sources are read from: the build context (with `.minignore`; files ADD
+/// downloaded live outside it and are taken as they are), or the union of a stage's or an
+/// image's layer directories (`COPY --from`), read as the overlay would show it.
+#[derive(Clone, Copy)]
+pub enum Origin<'a> {
+    Context(&'a Context),
+    Layers(&'a [PathBuf]),
+}
+
+/// An entry of a source directory, as the copy and the cache key see it.
+pub struct Child {
+    pub path: PathBuf,
+    /// Excluded by `.minignore` itself, walked only for what `!` patterns re-include below it.
+    pub excluded: bool,
+}
+
+impl<'a> Origin<'a> {
+    /// The context, or the layers `COPY --from` names.
+    pub fn new(ctx: &'a Context, from: Option<&'a [PathBuf]>) -> Origin<'a> {
+        match from {
+            None => Origin::Context(ctx),
+            Some(layers) => Origin::Layers(layers),
+        }
+    }
+
+    /// The visible entries of directory `dir` (a source, or a child returned by this
+    /// function), sorted by name.
+    pub fn children(&self, dir: &Path) -> Result<Vec<Child>> {
+        let read = |d: &Path| -> Result<Vec<std::ffi::OsString>> {
+            Ok(fs::read_dir(d).map_err(|e| Error::Failed(format!("read {}: {}", d.display(), layers::error::io_message(&e))))?.flatten().map(|e| e.file_name()).collect())
+        };
+        match self {
+            Origin::Context(ctx) => {
+                let mut names = read(dir)?;
+                names.sort();
+                let mut out = Vec::new();
+                for n in names {
+                    let path = dir.join(&n);
+                    let excluded = match path.strip_prefix(&ctx.root) {
+                        Ok(rel) if ctx.ignored(rel) => {
+                            if ctx.pruned(rel) || !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                                continue;
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                    out.push(Child { path, excluded });
+                }
+                Ok(out)
+            }
+            Origin::Layers(layers) => {
+                // A directory of the union lists the names of every layer's copy of it; the
+                // union lookup then drops what whiteouts, opaque directories or files hide.
+                let Some(rel) = layers.iter().find_map(|l| dir.strip_prefix(l).ok()) else {
+                    return Err(Error::Failed(format!("{}: not in the image's layers", dir.display())));
+                };
+                let mut names = BTreeSet::new();
+                for l in layers.iter() {
+                    let d = l.join(rel);
+                    if fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) {
+                        names.extend(read(&d)?);
+                    }
+                }
+                let mut out = Vec::new();
+                for n in names {
+                    if let Some(f) = layers::union::lookup(layers, &rel.join(&n))? {
+                        out.push(Child { path: f.path, excluded: false });
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A digest of the sources' content for the cache key: every entry below each source as the
+/// copy will see it (after .minignore, through the layer union), its type, mode, owner,
+/// bytes and link target. Entries are named relative to their source, and a directory
+/// source's own name is left out (only its contents are copied), so where the context lives
+/// never changes the key; mtimes are left out too, so a fresh checkout hits the cache.
+pub fn content_digest(origin: Origin<'_>, sources: &[PathBuf]) -> Result<String> {
     let mut h = layers::digest::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
     for src in sources {
-        let base = src.parent().unwrap_or(src);
-        let mut stack = vec![src.clone()];
-        while let Some(p) = stack.pop() {
-            if p != *src && p.strip_prefix(&ctx.root).is_ok_and(|r| ctx.ignored(r)) {
-                continue;
-            }
-            // Named relative to the source's parent: where the context or a download lives
-            // must not change the key.
-            let rel = p.strip_prefix(base).unwrap_or(&p).to_path_buf();
-            let m = fs::symlink_metadata(&p).map_err(|e| Error::Failed(format!("{}: {}", p.display(), layers::error::io_message(&e))))?;
-            let kind = if m.is_dir() { 'd' } else if m.file_type().is_symlink() { 'l' } else { 'f' };
-            h.update(format!("{}\0{kind}\0{:o}\0{}\0{}\0", rel.display(), m.permissions().mode(), m.uid(), m.gid()).as_bytes());
-            if m.file_type().is_symlink() {
-                h.update(fs::read_link(&p).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
-            } else if m.is_file() {
-                let mut f = fs::File::open(&p).map_err(|e| Error::Failed(format!("{}: {}", p.display(), layers::error::io_message(&e))))?;
-                loop {
-                    let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::Failed(format!("{}: {}", p.display(), layers::error::io_message(&e))))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-            } else if m.is_dir() {
-                let mut names: Vec<PathBuf> = fs::read_dir(&p)
-                    .map_err(|e| Error::Failed(format!("{}: {}", p.display(), layers::error::io_message(&e))))?
-                    .flatten()
-                    .map(|e| e.path())
-                    .collect();
-                names.sort();
-                names.reverse();
-                stack.extend(names);
-            }
-            h.update(b"\n");
-        }
+        let is_dir = fs::symlink_metadata(src).is_ok_and(|m| m.is_dir());
+        let name = if is_dir { PathBuf::new() } else { PathBuf::from(src.file_name().unwrap_or_default()) };
+        hash_entry(origin, src, &name, &mut h, &mut buf)?;
+        h.update(b"\0\0");
     }
     Ok(h.finish().to_string())
+}
+
+fn hash_entry(origin: Origin<'_>, p: &Path, rel: &Path, h: &mut layers::digest::Hasher, buf: &mut [u8]) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Failed(format!("{}: {}", p.display(), layers::error::io_message(&e)));
+    let m = fs::symlink_metadata(p).map_err(fail)?;
+    let kind = if m.is_dir() { 'd' } else if m.file_type().is_symlink() { 'l' } else { 'f' };
+    h.update(format!("{}\0{kind}\0{:o}\0{}\0{}\0", rel.display(), m.permissions().mode(), m.uid(), m.gid()).as_bytes());
+    if m.file_type().is_symlink() {
+        h.update(fs::read_link(p).map_err(fail)?.as_os_str().as_encoded_bytes());
+    } else if m.is_file() {
+        let mut f = fs::File::open(p).map_err(fail)?;
+        loop {
+            let n = std::io::Read::read(&mut f, buf).map_err(fail)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    h.update(b"\n");
+    if m.is_dir() {
+        for c in origin.children(p)? {
+            hash_entry(origin, &c.path, &rel.join(c.path.file_name().unwrap_or_default()), h, buf)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -315,17 +412,63 @@ mod tests {
     }
 
     #[test]
+    fn negated_patterns_reach_into_excluded_directories() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["secret/key", "secret/public.txt", "build/out", "src/main.c"] {
+            fs::create_dir_all(d.path().join(f).parent().unwrap()).unwrap();
+            fs::write(d.path().join(f), "x").unwrap();
+        }
+        fs::write(d.path().join(".minignore"), "secret\n!secret/public.txt\nbuild/\n").unwrap();
+        let c = Context::open(d.path()).unwrap();
+        let o = Origin::Context(&c);
+        let names = |dir: &Path| -> Vec<(String, bool)> {
+            o.children(dir).unwrap().into_iter().map(|k| (k.path.file_name().unwrap().to_string_lossy().into_owned(), k.excluded)).collect()
+        };
+        let own = |v: &[(&str, bool)]| v.iter().map(|(n, e)| (n.to_string(), *e)).collect::<Vec<_>>();
+        assert_eq!(names(&c.root), own(&[(".minignore", false), ("secret", true), ("src", false)]));
+        assert_eq!(names(&c.root.join("secret")), own(&[("public.txt", false)]));
+        assert_eq!(c.sources("secret").unwrap(), vec![c.root.join("secret")]);
+        assert!(c.sources("build").unwrap_err().to_string().contains("excluded by .minignore"));
+    }
+
+    #[test]
+    fn layer_union_children_show_what_the_overlay_would() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        for (l, f) in [(&lower, "out/a"), (&lower, "out/gone"), (&lower, "out/both"), (&upper, "out/b"), (&upper, "out/both")] {
+            fs::create_dir_all(l.join(f).parent().unwrap()).unwrap();
+            fs::write(l.join(f), f).unwrap();
+        }
+        let whiteout = std::ffi::CString::new(upper.join("out/gone").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a plain mknod(2) of a path we own; only root may make the 0/0 device.
+        let root = unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR | 0o600, 0) } == 0;
+        let layers = vec![lower.clone(), upper.clone()];
+        let o = Origin::Layers(&layers);
+        let kids: Vec<PathBuf> = o.children(&upper.join("out")).unwrap().into_iter().map(|k| k.path).collect();
+        let mut want = vec![lower.join("out/a"), upper.join("out/b"), upper.join("out/both")];
+        if !root {
+            want.push(lower.join("out/gone"));
+        }
+        assert_eq!(kids, want);
+        // The digest covers every layer's part of the directory, not only the top one's.
+        let before = content_digest(o, &[upper.join("out")]).unwrap();
+        fs::write(lower.join("out/a"), "changed").unwrap();
+        assert_ne!(content_digest(o, &[upper.join("out")]).unwrap(), before);
+    }
+
+    #[test]
     fn content_digest_ignores_mtime_but_not_bytes_or_mode() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("f"), "one").unwrap();
         let c = Context::open(d.path()).unwrap();
         let src = vec![c.root.join("f")];
-        let a = content_digest(&c, &src).unwrap();
+        let o = Origin::Context(&c);
+        let a = content_digest(o, &src).unwrap();
         std::process::Command::new("touch").args(["-d", "2001-01-01"]).arg(d.path().join("f")).status().unwrap();
-        assert_eq!(content_digest(&c, &src).unwrap(), a);
+        assert_eq!(content_digest(o, &src).unwrap(), a);
         fs::set_permissions(d.path().join("f"), fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(content_digest(&c, &src).unwrap(), a);
+        assert_ne!(content_digest(o, &src).unwrap(), a);
         fs::write(d.path().join("f"), "two").unwrap();
-        assert_ne!(content_digest(&c, &src).unwrap(), a);
+        assert_ne!(content_digest(o, &src).unwrap(), a);
     }
 }

@@ -2,10 +2,10 @@
 //! resolved inside the image (symlinks followed only within its root, `layers::union`), its
 //! existing parent directories are recreated with the image's own metadata so the layer does
 //! not change them, and sources are copied with Docker's rules: a directory's contents, not
-//! the directory; symlinks as symlinks; owner 0:0 unless --chown; local archives unpacked
-//! by ADD; URLs downloaded by ADD.
+//! the directory; symlinks as symlinks; owner 0:0 unless --chown (also for the directories
+//! the copy creates); local archives unpacked by ADD; URLs downloaded by ADD.
 
-use crate::context::Context;
+use crate::context::Origin;
 use crate::{Error, Result};
 use std::fs::{self, File};
 use std::io::{BufReader, Read, Write};
@@ -21,8 +21,8 @@ pub struct Copier<'a> {
     pub gid: u32,
     /// --chmod
     pub mode: Option<u32>,
-    /// The build context, when the sources come from it (for .minignore).
-    pub ctx: Option<&'a Context>,
+    /// Where the sources are read from (the context with .minignore, or a layer union).
+    pub origin: Origin<'a>,
 }
 
 /// Where sources land in the staging tree.
@@ -63,10 +63,25 @@ impl Copier<'_> {
                     lchown(&p, f.meta.uid(), f.meta.gid())?;
                 }
                 Some(_) => return Err(Error::Failed(format!("{dest}: /{} is not a directory in the image", cur.display()))),
-                None => fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(|e| io("chmod", &p, e))?,
+                None => self.owned(&p)?,
             }
         }
         Ok(Target { path: self.staging.join(&rel), is_dir })
+    }
+
+    /// A directory the copy creates gets 0755 and the --chown owner, as Docker's do.
+    fn owned(&self, p: &Path) -> Result<()> {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).map_err(|e| io("chmod", p, e))?;
+        lchown(p, self.uid, self.gid)
+    }
+
+    /// Create `p` (whose parent exists) unless it is already there.
+    fn mkdir(&self, p: &Path) -> Result<()> {
+        if p.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir(p).map_err(|e| io("create", p, e))?;
+        self.owned(p)
     }
 
     /// Copy one source (file, directory or symlink) to the target.
@@ -74,17 +89,22 @@ impl Copier<'_> {
         let m = fs::symlink_metadata(src).map_err(|e| io("read", src, e))?;
         if add && m.is_file() {
             if let Some(kind) = archive_kind(src)? {
-                let into = if target.is_dir { target.path.clone() } else { target.path.clone() };
-                fs::create_dir_all(&into).map_err(|e| io("create", &into, e))?;
-                return self.extract(src, kind, &into);
+                // An archive is unpacked into the destination, which is a directory either way.
+                self.mkdir(&target.path)?;
+                return self.extract(src, kind, &target.path);
             }
         }
         if m.is_dir() {
-            fs::create_dir_all(&target.path).map_err(|e| io("create", &target.path, e))?;
+            // The directory's contents are copied; a destination the copy creates takes the
+            // source directory's mode (a destination the image has keeps its own).
+            if !target.path.is_dir() {
+                fs::create_dir(&target.path).map_err(|e| io("create", &target.path, e))?;
+                self.finish(&target.path, &m)?;
+            }
             return self.copy_tree(src, &target.path);
         }
         let dest = if target.is_dir {
-            fs::create_dir_all(&target.path).map_err(|e| io("create", &target.path, e))?;
+            self.mkdir(&target.path)?;
             target.path.join(src.file_name().unwrap_or_default())
         } else {
             target.path.clone()
@@ -93,16 +113,8 @@ impl Copier<'_> {
     }
 
     fn copy_tree(&self, src: &Path, dest: &Path) -> Result<()> {
-        let mut names: Vec<_> = fs::read_dir(src).map_err(|e| io("read", src, e))?.flatten().map(|e| e.path()).collect();
-        names.sort();
-        for p in names {
-            if let Some(ctx) = self.ctx {
-                if let Ok(rel) = p.strip_prefix(&ctx.root) {
-                    if ctx.ignored(rel) {
-                        continue;
-                    }
-                }
-            }
+        for c in self.origin.children(src)? {
+            let p = c.path;
             let m = fs::symlink_metadata(&p).map_err(|e| io("read", &p, e))?;
             let d = dest.join(p.file_name().unwrap_or_default());
             if m.is_dir() {
@@ -110,6 +122,11 @@ impl Copier<'_> {
                     fs::create_dir(&d).map_err(|e| io("create", &d, e))?;
                 }
                 self.copy_tree(&p, &d)?;
+                // An excluded directory walked for re-included entries exists only for them.
+                if c.excluded && fs::read_dir(&d).map_err(|e| io("read", &d, e))?.next().is_none() {
+                    fs::remove_dir(&d).map_err(|e| io("remove", &d, e))?;
+                    continue;
+                }
                 self.finish(&d, &m)?;
             } else {
                 self.copy_entry(&p, &d, &m)?;
@@ -188,10 +205,11 @@ impl Copier<'_> {
             .and_then(|u| u.rsplit('/').next())
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .unwrap_or("download");
-        let resp = ureq::get(url).call().map_err(|e| Error::Failed(format!("ADD {url}: {e}")))?;
+        // ureq's errors name the URL already.
+        let resp = ureq::get(url).call().map_err(|e| Error::Failed(e.to_string()))?;
         let path = dir.join(name);
         let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| io("create", &path, e))?;
-        std::io::copy(&mut resp.into_reader(), &mut out).map_err(|e| Error::Failed(format!("ADD {url}: {e}")))?;
+        std::io::copy(&mut resp.into_reader(), &mut out).map_err(|e| Error::Failed(format!("download {url}: {e}")))?;
         out.flush().map_err(|e| io("write", &path, e))?;
         Ok(path)
     }

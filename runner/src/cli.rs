@@ -19,7 +19,8 @@ use std::process::ExitCode;
     version,
     about = "Run a command in a new container from a minibox image",
     disable_help_flag = true,
-    trailing_var_arg = true
+    trailing_var_arg = true,
+    override_usage = "mrun [OPTIONS] IMAGE [COMMAND [ARG...]]"
 )]
 pub struct Cli {
     /// Print help
@@ -83,9 +84,10 @@ pub struct Cli {
     /// Remove the container when it exits (the default in this version)
     #[arg(long)]
     rm: bool,
-    /// The image to run, then the command and its arguments (default: the image's Entrypoint
-    /// and Cmd). One positional, so that everything after the image belongs to the command
-    /// (trailing_var_arg), `mrun img --version` included, as with `docker run`.
+    // One positional for both, so that everything after the image belongs to the command
+    // (trailing_var_arg): `mrun img --version` runs `--version` in the container, as
+    // `docker run` does, rather than printing mrun's version.
+    /// The image, then the command and its arguments (default: the image's Entrypoint and Cmd)
     #[arg(value_name = "IMAGE [COMMAND [ARG...]]", required = true, num_args = 1..)]
     image_and_command: Vec<String>,
 }
@@ -100,8 +102,13 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!("mrun: {} (see mrun --help)", first.strip_prefix("error: ").unwrap_or(first));
+            let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            // "the following required arguments were not provided:" names them on the next line.
+            if first.ends_with(':') {
+                first = format!("{first} {}", lines.next().unwrap_or(""));
+            }
+            eprintln!("mrun: {} (see mrun --help)", first.strip_prefix("error: ").unwrap_or(&first));
             return ExitCode::from(EXIT_FAILED as u8);
         }
     };

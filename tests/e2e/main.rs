@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `mbuild` and `mrun` binaries against temporary stores.
 //! One test binary with a module per area; `common` gives each test its own store.
 
+mod build;
 mod common;
 mod interop;
 mod parser;

@@ -256,7 +256,7 @@ fn id_prefix(hostname: &str) -> String {
 // What a container may leave behind
 
 /// (mount root, mount point, fstype, super options) of each line of /proc/self/mountinfo.
-fn mountinfo() -> Vec<(String, PathBuf, String, String)> {
+pub(crate) fn mountinfo() -> Vec<(String, PathBuf, String, String)> {
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -277,7 +277,7 @@ fn mountinfo() -> Vec<(String, PathBuf, String, String)> {
 /// The directories mrun makes container cgroups in, for this process: on cgroup v1
 /// `<hierarchy>/<our own cgroup there>/minibox` for each hierarchy of the controllers mrun
 /// uses; on v2 `<mount>/minibox` (as root) and `<mount>/<own>/minibox`.
-fn cgroup_parents() -> Vec<PathBuf> {
+pub(crate) fn cgroup_parents() -> Vec<PathBuf> {
     let mounts = mountinfo();
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
     let mut v1 = Vec::new();
@@ -328,7 +328,7 @@ fn cgroup_parents() -> Vec<PathBuf> {
 }
 
 /// The container cgroups of the container whose id starts with `prefix`.
-fn cgroups_of(prefix: &str) -> Vec<PathBuf> {
+pub(crate) fn cgroups_of(prefix: &str) -> Vec<PathBuf> {
     cgroup_parents()
         .iter()
         .filter_map(|p| fs::read_dir(p).ok())
@@ -338,7 +338,7 @@ fn cgroups_of(prefix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn mounts_of(env: &Env) -> Vec<String> {
+pub(crate) fn mounts_of(env: &Env) -> Vec<String> {
     let root = env.root.to_string_lossy().into_owned();
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -348,7 +348,7 @@ fn mounts_of(env: &Env) -> Vec<String> {
         .collect()
 }
 
-fn containers_of(env: &Env) -> Vec<PathBuf> {
+pub(crate) fn containers_of(env: &Env) -> Vec<PathBuf> {
     match fs::read_dir(env.root.join("containers")) {
         Ok(d) => d.flatten().map(|e| e.path()).collect(),
         Err(_) => vec![],

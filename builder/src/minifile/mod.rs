@@ -91,22 +91,12 @@ fn read(path: &Path) -> Result<(String, Vec<u8>), ParseError> {
     let name = path.display().to_string();
     match std::fs::read(path) {
         Ok(bytes) => Ok((name, bytes)),
-        Err(e) => {
-            let e = e.to_string();
-            let mut c = e.chars();
-            let e: String = c
-                .next()
-                .into_iter()
-                .flat_map(char::to_lowercase)
-                .chain(c)
-                .collect();
-            Err(ParseError {
-                file: name,
-                line: 0,
-                col: 0,
-                message: format!("read: {e}"),
-            })
-        }
+        Err(e) => Err(ParseError {
+            file: name,
+            line: 0,
+            col: 0,
+            message: format!("read: {}", layers::error::io_message(&e)),
+        }),
     }
 }
 
