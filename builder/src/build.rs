@@ -120,7 +120,9 @@ pub fn build(store: &Store, opts: &BuildOptions, out: &mut dyn Write) -> Result<
     };
     let state = b.run(&mf)?;
     let mut config = state.config.clone();
-    config.set_created(Some(b.created.clone()));
+    // The image is as new as its newest step: a rebuild from cache is the same image.
+    let created = state.history.iter().filter_map(|h| h.created().clone()).max_by_key(|t| image::parse_rfc3339(t)).unwrap_or_else(|| b.created.clone());
+    config.set_created(Some(created));
     config.set_history(Some(state.history.clone()));
     let desc = store.write_image(&config, &state.layers)?;
     let img = store.image_by_manifest(&desc)?;
@@ -244,10 +246,19 @@ impl Builder<'_> {
         Error::Failed(format!("{}:{}: {}: {msg}", self.opts.file.display(), at.line, at.text.trim()))
     }
 
-    /// A config-only step: new history entry (no layer), new cache key.
+    /// A config-only step: new history entry (no layer), new cache key. Its time comes from
+    /// the cache when the same step was built before, so a rebuild changes nothing.
     fn meta(&mut self, st: &mut State, canonical: &str) -> Result<()> {
         st.key = cache::key(&[&st.key, canonical]);
-        st.history.push(history(&self.created, canonical, true));
+        let before = if self.opts.no_cache { None } else { self.cache.get(&st.key)?.and_then(|h| h.created) };
+        let created = match before {
+            Some(t) => t,
+            None => {
+                self.cache.put(&st.key, None, &self.created)?;
+                self.created.clone()
+            }
+        };
+        st.history.push(history(&created, canonical, true));
         self.say(&format!("{} {canonical}", self.header()))
     }
 
@@ -403,13 +414,14 @@ impl Builder<'_> {
             return Ok(false);
         }
         let Some(hit) = self.cache.get(key)? else { return Ok(false) };
-        match hit {
-            None => st.history.push(history(&self.created, canonical, true)),
+        let created = hit.created.unwrap_or_else(|| self.created.clone());
+        match hit.layer {
+            None => st.history.push(history(&created, canonical, true)),
             Some(l) => {
                 let dir = self.store.ensure_layer(&l.descriptor(), &l.diff_id)?;
                 st.layers.push(l);
                 st.dirs.push(dir);
-                st.history.push(history(&self.created, canonical, false));
+                st.history.push(history(&created, canonical, false));
             }
         }
         st.key = key.to_string();
@@ -419,7 +431,7 @@ impl Builder<'_> {
 
     /// Record a new layer (or none, for a step that changed nothing) and its cache entry.
     fn commit(&mut self, st: &mut State, key: &str, canonical: &str, layer: Option<LayerInfo>) -> Result<()> {
-        self.cache.put(key, layer.as_ref())?;
+        self.cache.put(key, layer.as_ref(), &self.created)?;
         match layer {
             Some(l) => {
                 let dir = self.store.ensure_layer(&l.descriptor(), &l.diff_id)?;

@@ -20,6 +20,13 @@ pub fn key(parts: &[&str]) -> String {
     h.finish().digest().to_string()
 }
 
+/// A cache hit.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub layer: Option<LayerInfo>,
+    pub created: Option<String>,
+}
+
 pub struct Cache<'s> {
     store: &'s Store,
 }
@@ -33,14 +40,15 @@ impl<'s> Cache<'s> {
         self.store.root().join("cache").join(key)
     }
 
-    /// None: a miss. Some(None): the step made no layer. Some(Some(l)): reuse `l`, whose blob
-    /// is present and now pinned for this build.
-    pub fn get(&self, key: &str) -> Result<Option<Option<LayerInfo>>> {
+    /// None: a miss. Otherwise the step's layer (None when it made none), whose blob is
+    /// present and now pinned for this build, and when the step first ran.
+    pub fn get(&self, key: &str) -> Result<Option<Hit>> {
         let Ok(bytes) = std::fs::read(self.path(key)) else { return Ok(None) };
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Ok(None) };
+        let created = v["created"].as_str().map(String::from);
         let l = &v["layer"];
         if l.is_null() {
-            return Ok(Some(None));
+            return Ok(Some(Hit { layer: None, created }));
         }
         let parse = |f: &str| l[f].as_str().and_then(layers::digest::parse);
         let (Some(digest), Some(diff_id), Some(size)) = (parse("digest"), parse("diff_id"), l["size"].as_u64()) else {
@@ -53,18 +61,20 @@ impl<'s> Cache<'s> {
             return Ok(None);
         }
         let media_type = MediaType::from(l["media_type"].as_str().unwrap_or("application/vnd.oci.image.layer.v1.tar+gzip"));
-        Ok(Some(Some(LayerInfo { digest, diff_id, size, media_type })))
+        Ok(Some(Hit { layer: Some(LayerInfo { digest, diff_id, size, media_type }), created }))
     }
 
-    pub fn put(&self, key: &str, layer: Option<&LayerInfo>) -> Result<()> {
+    /// Record what the step `key` made (`created` is its history time, kept so that a fully
+    /// cached rebuild gives the very same config and image id).
+    pub fn put(&self, key: &str, layer: Option<&LayerInfo>, created: &str) -> Result<()> {
         let v = match layer {
-            None => serde_json::json!({ "layer": null }),
+            None => serde_json::json!({ "layer": null, "created": created }),
             Some(l) => serde_json::json!({ "layer": {
                 "digest": l.digest.to_string(),
                 "diff_id": l.diff_id.to_string(),
                 "size": l.size,
                 "media_type": l.media_type.to_string(),
-            }}),
+            }, "created": created }),
         };
         let tmp = self.store.temp_path("cache");
         let dest = self.path(key);
@@ -91,12 +101,12 @@ mod tests {
         let s = Store::open(t.path()).unwrap();
         let c = Cache::new(&s);
         assert!(c.get("k").unwrap().is_none());
-        c.put("empty", None).unwrap();
-        assert!(matches!(c.get("empty").unwrap(), Some(None)));
+        c.put("empty", None, "2001-01-01T00:00:00Z").unwrap();
+        assert_eq!(c.get("empty").unwrap(), Some(Hit { layer: None, created: Some("2001-01-01T00:00:00Z".into()) }));
         let (d, n) = s.put_blob(b"layer").unwrap();
         let l = LayerInfo { digest: d.clone(), diff_id: d.clone(), size: n, media_type: MediaType::ImageLayerGzip };
-        c.put("k", Some(&l)).unwrap();
-        assert_eq!(c.get("k").unwrap(), Some(Some(l)));
+        c.put("k", Some(&l), "t").unwrap();
+        assert_eq!(c.get("k").unwrap(), Some(Hit { layer: Some(l), created: Some("t".into()) }));
         std::fs::remove_file(s.blob_path(&d)).unwrap();
         assert!(c.get("k").unwrap().is_none());
     }
