@@ -32,11 +32,18 @@ fn suite(r: &Reference) -> Option<&'static str> {
 }
 
 /// Make `debian:SUITE` with debootstrap and tag it; returns its manifest descriptor.
-pub fn bootstrap(store: &Store, r: &Reference, mirror: Option<&str>, out: &mut dyn Write, quiet: bool) -> Result<Descriptor> {
+pub fn bootstrap(
+    store: &Store,
+    r: &Reference,
+    mirror: Option<&str>,
+    out: &mut dyn Write,
+    quiet: bool,
+) -> Result<Descriptor> {
     let suite = suite(r).ok_or_else(|| {
         Error::Failed(format!("{r}: not a Debian base minibox can bootstrap (debian:bookworm, debian:trixie, debian:bullseye, debian:11..13)"))
     })?;
-    let have = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("debootstrap").is_file()));
+    let have = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("debootstrap").is_file()));
     if !have {
         return Err(Error::Failed(format!(
             "debootstrap is not installed (it makes {r}); install it with: apt-get install -y debootstrap"
@@ -44,11 +51,19 @@ pub fn bootstrap(store: &Store, r: &Reference, mirror: Option<&str>, out: &mut d
     }
     let mirror = mirror
         .map(String::from)
-        .or_else(|| std::env::var("MINIBOX_DEBIAN_MIRROR").ok().filter(|m| !m.is_empty()))
+        .or_else(|| {
+            std::env::var("MINIBOX_DEBIAN_MIRROR")
+                .ok()
+                .filter(|m| !m.is_empty())
+        })
         .unwrap_or_else(|| "http://deb.debian.org/debian".to_string());
     let target = store.temp_dir("debootstrap")?;
     if !quiet {
-        writeln!(out, "bootstrapping {r}: debootstrap --variant=minbase {suite} ({mirror})").map_err(Error::stdout)?;
+        writeln!(
+            out,
+            "bootstrapping {r}: debootstrap --variant=minbase {suite} ({mirror})"
+        )
+        .map_err(Error::stdout)?;
     }
     let result = (|| {
         let status = Command::new("debootstrap")
@@ -56,12 +71,18 @@ pub fn bootstrap(store: &Store, r: &Reference, mirror: Option<&str>, out: &mut d
             .arg(&target)
             .arg(&mirror)
             .stdin(Stdio::null())
-            .stdout(if quiet { Stdio::null() } else { Stdio::inherit() })
+            .stdout(if quiet {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            })
             .stderr(Stdio::inherit())
             .status()
             .map_err(|e| Error::Failed(format!("run debootstrap: {e}")))?;
         if !status.success() {
-            return Err(Error::Failed(format!("debootstrap {suite} failed ({status})")));
+            return Err(Error::Failed(format!(
+                "debootstrap {suite} failed ({status})"
+            )));
         }
         for d in ["var/cache/apt/archives", "var/lib/apt/lists"] {
             let p = target.join(d);
@@ -74,7 +95,13 @@ pub fn bootstrap(store: &Store, r: &Reference, mirror: Option<&str>, out: &mut d
             }
         }
         let epoch = image::source_date_epoch();
-        let (layer, stats) = store.pack_layer(&target, &PackOptions { source_date_epoch: epoch, overlay: false })?;
+        let (layer, stats) = store.pack_layer(
+            &target,
+            &PackOptions {
+                source_date_epoch: epoch,
+                overlay: false,
+            },
+        )?;
         let mut config = image::new_config();
         let created = image::rfc3339(epoch.unwrap_or(stats.newest_mtime));
         config.set_created(Some(created.clone()));
@@ -87,7 +114,9 @@ pub fn bootstrap(store: &Store, r: &Reference, mirror: Option<&str>, out: &mut d
         ));
         config.set_history(Some(vec![HistoryBuilder::default()
             .created(created)
-            .created_by(format!("mbuild bootstrap {r}: debootstrap --variant=minbase {suite} {mirror}"))
+            .created_by(format!(
+                "mbuild bootstrap {r}: debootstrap --variant=minbase {suite} {mirror}"
+            ))
             .build()
             .expect("history")]));
         let desc = store.write_image(&config, &[layer])?;

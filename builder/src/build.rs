@@ -47,7 +47,10 @@ struct State {
 
 impl State {
     fn cfg(&self) -> Config {
-        self.config.config().clone().unwrap_or_else(|| ConfigBuilder::default().build().expect("empty config"))
+        self.config
+            .config()
+            .clone()
+            .unwrap_or_else(|| ConfigBuilder::default().build().expect("empty config"))
     }
 
     fn set_cfg(&mut self, c: Config) {
@@ -70,7 +73,10 @@ impl State {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn history(created: &str, by: &str, empty: bool) -> History {
@@ -121,7 +127,12 @@ pub fn build(store: &Store, opts: &BuildOptions, out: &mut dyn Write) -> Result<
     let state = b.run(&mf)?;
     let mut config = state.config.clone();
     // The image is as new as its newest step: a rebuild from cache is the same image.
-    let created = state.history.iter().filter_map(|h| h.created().clone()).max_by_key(|t| image::parse_rfc3339(t)).unwrap_or_else(|| b.created.clone());
+    let created = state
+        .history
+        .iter()
+        .filter_map(|h| h.created().clone())
+        .max_by_key(|t| image::parse_rfc3339(t))
+        .unwrap_or_else(|| b.created.clone());
     config.set_created(Some(created));
     config.set_history(Some(state.history.clone()));
     let desc = store.write_image(&config, &state.layers)?;
@@ -157,7 +168,13 @@ impl Builder<'_> {
         let global: HashMap<String, String> = {
             let mut m = HashMap::new();
             for (k, v) in &mf.args_before_from {
-                let given = self.opts.build_args.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let given = self
+                    .opts
+                    .build_args
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone());
                 if let Some(v) = given.or_else(|| v.clone()) {
                     m.insert(k.clone(), v);
                 }
@@ -169,8 +186,11 @@ impl Builder<'_> {
             self.step += 1;
             // FROM's errors, like every instruction's, name file:line and show the line.
             let file = self.opts.file.display().to_string();
-            let at = |e: &dyn std::fmt::Display| Error::Failed(format!("{file}:{}: {}: {e}", stage.line, stage.text.trim()));
-            let from = expand::word(&stage.from, &|k| global.get(k).cloned(), self.escape).map_err(|e| at(&e))?;
+            let at = |e: &dyn std::fmt::Display| {
+                Error::Failed(format!("{file}:{}: {}: {e}", stage.line, stage.text.trim()))
+            };
+            let from = expand::word(&stage.from, &|k| global.get(k).cloned(), self.escape)
+                .map_err(|e| at(&e))?;
             let t = Instant::now();
             let mut state = self.from(&from).map_err(|e| at(&e))?;
             self.say(&format!("{} FROM {from}{}", self.header(), timing(t)))?;
@@ -197,7 +217,12 @@ impl Builder<'_> {
         if from == "scratch" {
             return Ok(empty);
         }
-        if let Some((_, s)) = self.stages.iter().rev().find(|(n, _)| n.as_deref() == Some(&from.to_lowercase())) {
+        if let Some((_, s)) = self
+            .stages
+            .iter()
+            .rev()
+            .find(|(n, _)| n.as_deref() == Some(&from.to_lowercase()))
+        {
             let mut s = s.clone();
             s.args.clear();
             return Ok(s);
@@ -206,7 +231,13 @@ impl Builder<'_> {
         let desc = match self.store.lookup(&r) {
             Ok(d) => d,
             Err(layers::Error::ImageNotFound(_)) if bootstrap::is_debian(&r) => {
-                bootstrap::bootstrap(self.store, &r, self.opts.mirror.as_deref(), &mut *self.out, self.opts.quiet)?
+                bootstrap::bootstrap(
+                    self.store,
+                    &r,
+                    self.opts.mirror.as_deref(),
+                    &mut *self.out,
+                    self.opts.quiet,
+                )?
             }
             Err(e) => return Err(e.into()),
         };
@@ -239,18 +270,28 @@ impl Builder<'_> {
 
     fn expand(&self, st: &State, s: &str, line: &Located) -> Result<String> {
         let vars = st.lookup();
-        expand::word(s, &|k| vars.get(k).cloned(), self.escape).map_err(|e| self.err(line, &e.to_string()))
+        expand::word(s, &|k| vars.get(k).cloned(), self.escape)
+            .map_err(|e| self.err(line, &e.to_string()))
     }
 
     fn err(&self, at: &Located, msg: &str) -> Error {
-        Error::Failed(format!("{}:{}: {}: {msg}", self.opts.file.display(), at.line, at.text.trim()))
+        Error::Failed(format!(
+            "{}:{}: {}: {msg}",
+            self.opts.file.display(),
+            at.line,
+            at.text.trim()
+        ))
     }
 
     /// A config-only step: new history entry (no layer), new cache key. Its time comes from
     /// the cache when the same step was built before, so a rebuild changes nothing.
     fn meta(&mut self, st: &mut State, canonical: &str) -> Result<()> {
         st.key = cache::key(&[&st.key, canonical]);
-        let before = if self.opts.no_cache { None } else { self.cache.get(&st.key)?.and_then(|h| h.created) };
+        let before = if self.opts.no_cache {
+            None
+        } else {
+            self.cache.get(&st.key)?.and_then(|h| h.created)
+        };
         let created = match before {
             Some(t) => t,
             None => {
@@ -262,7 +303,12 @@ impl Builder<'_> {
         self.say(&format!("{} {canonical}", self.header()))
     }
 
-    fn instruction(&mut self, st: &mut State, at: &Located, global: &HashMap<String, String>) -> Result<()> {
+    fn instruction(
+        &mut self,
+        st: &mut State,
+        at: &Located,
+        global: &HashMap<String, String>,
+    ) -> Result<()> {
         match &at.inst {
             Instruction::Env(pairs) => {
                 let mut c = st.cfg();
@@ -282,7 +328,13 @@ impl Builder<'_> {
             Instruction::Arg(args) => {
                 let mut canon = Vec::new();
                 for (k, default) in args {
-                    let given = self.opts.build_args.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                    let given = self
+                        .opts
+                        .build_args
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone());
                     let v = match (given, default) {
                         (Some(v), _) => Some(v),
                         (None, Some(d)) => Some(self.expand(st, d, at)?),
@@ -316,7 +368,11 @@ impl Builder<'_> {
                 let w = self.expand(st, w, at)?;
                 let mut c = st.cfg();
                 let base = c.working_dir().clone().unwrap_or_else(|| "/".into());
-                let abs = if w.starts_with('/') { w.clone() } else { format!("{}/{w}", base.trim_end_matches('/')) };
+                let abs = if w.starts_with('/') {
+                    w.clone()
+                } else {
+                    format!("{}/{w}", base.trim_end_matches('/'))
+                };
                 let abs = format!("/{}", context::clean(&abs).unwrap_or_default().display());
                 c.set_working_dir(Some(abs.clone()));
                 st.set_cfg(c);
@@ -335,7 +391,9 @@ impl Builder<'_> {
                 let mut canon = Vec::new();
                 let vars = st.lookup();
                 for p in ports {
-                    for w in expand::words(p, &|k| vars.get(k).cloned(), self.escape).map_err(|e| self.err(at, &e.to_string()))? {
+                    for w in expand::words(p, &|k| vars.get(k).cloned(), self.escape)
+                        .map_err(|e| self.err(at, &e.to_string()))?
+                    {
                         for p in minifile::exposed_ports(&w).map_err(|e| self.err(at, &e))? {
                             canon.push(p.clone());
                             if !exposed.contains(&p) {
@@ -394,17 +452,49 @@ impl Builder<'_> {
                 self.meta(st, &format!("ENTRYPOINT {}", json_list(&v)))
             }
             Instruction::Run(cmd) => self.run_step(st, at, cmd),
-            Instruction::Copy { srcs, dest, from, chown, chmod } => {
-                self.copy_step(st, at, "COPY", srcs, dest, from.as_deref(), chown.as_deref(), chmod.as_deref())
-            }
-            Instruction::Add { srcs, dest, chown, chmod } => self.copy_step(st, at, "ADD", srcs, dest, None, chown.as_deref(), chmod.as_deref()),
+            Instruction::Copy {
+                srcs,
+                dest,
+                from,
+                chown,
+                chmod,
+            } => self.copy_step(
+                st,
+                at,
+                "COPY",
+                srcs,
+                dest,
+                from.as_deref(),
+                chown.as_deref(),
+                chmod.as_deref(),
+            ),
+            Instruction::Add {
+                srcs,
+                dest,
+                chown,
+                chmod,
+            } => self.copy_step(
+                st,
+                at,
+                "ADD",
+                srcs,
+                dest,
+                None,
+                chown.as_deref(),
+                chmod.as_deref(),
+            ),
         }
     }
 
     fn command(&self, st: &State, cmd: &Command) -> Vec<String> {
         match cmd {
             Command::Exec(v) => v.clone(),
-            Command::Shell(s) => st.shell.iter().cloned().chain(std::iter::once(s.clone())).collect(),
+            Command::Shell(s) => st
+                .shell
+                .iter()
+                .cloned()
+                .chain(std::iter::once(s.clone()))
+                .collect(),
         }
     }
 
@@ -413,7 +503,9 @@ impl Builder<'_> {
         if self.opts.no_cache {
             return Ok(false);
         }
-        let Some(hit) = self.cache.get(key)? else { return Ok(false) };
+        let Some(hit) = self.cache.get(key)? else {
+            return Ok(false);
+        };
         let created = hit.created.unwrap_or_else(|| self.created.clone());
         match hit.layer {
             None => st.history.push(history(&created, canonical, true)),
@@ -430,7 +522,13 @@ impl Builder<'_> {
     }
 
     /// Record a new layer (or none, for a step that changed nothing) and its cache entry.
-    fn commit(&mut self, st: &mut State, key: &str, canonical: &str, layer: Option<LayerInfo>) -> Result<()> {
+    fn commit(
+        &mut self,
+        st: &mut State,
+        key: &str,
+        canonical: &str,
+        layer: Option<LayerInfo>,
+    ) -> Result<()> {
         self.cache.put(key, layer.as_ref(), &self.created)?;
         match layer {
             Some(l) => {
@@ -473,12 +571,22 @@ impl Builder<'_> {
             .working_dir(c.working_dir().clone().unwrap_or_else(|| "/".into()))
             .build()
             .expect("config");
-        let overrides = runner::config::Overrides { entrypoint: Some(String::new()), command: args, ..Default::default() };
+        let overrides = runner::config::Overrides {
+            entrypoint: Some(String::new()),
+            command: args,
+            ..Default::default()
+        };
         let id = container::new_id();
         let hostname = id[..12].to_string();
-        let process = runner::config::process(Some(&env_cfg), &st.dirs, &hostname, &overrides).map_err(|e| self.err(at, &e.to_string()))?;
-        let pins: Vec<String> = st.layers.iter().flat_map(|l| [l.digest.to_string(), l.diff_id.to_string()]).collect();
-        let dir = container::create_dir(self.store, &id, &pins).map_err(|e| self.err(at, &e.to_string()))?;
+        let process = runner::config::process(Some(&env_cfg), &st.dirs, &hostname, &overrides)
+            .map_err(|e| self.err(at, &e.to_string()))?;
+        let pins: Vec<String> = st
+            .layers
+            .iter()
+            .flat_map(|l| [l.digest.to_string(), l.diff_id.to_string()])
+            .collect();
+        let dir = container::create_dir(self.store, &id, &pins)
+            .map_err(|e| self.err(at, &e.to_string()))?;
         let rootless = unsafe { libc::geteuid() } != 0;
         let spec = Spec {
             layers: st.dirs.clone(),
@@ -495,7 +603,10 @@ impl Builder<'_> {
         };
         if st.dirs.is_empty() {
             let _ = layers::store::remove_all(&dir);
-            return Err(self.err(at, "RUN needs a base image with a shell (FROM scratch has none)"));
+            return Err(self.err(
+                at,
+                "RUN needs a base image with a shell (FROM scratch has none)",
+            ));
         }
         // The runner creates the mount points it needs when the image lacks them; like
         // BuildKit, drop those stubs so they do not become part of the layer.
@@ -511,31 +622,63 @@ impl Builder<'_> {
         } else {
             None
         };
-        let outcome = container::run(&spec, &RunOptions { forward_signals: true, keep: true, warn: |_| {} });
+        let outcome = container::run(
+            &spec,
+            &RunOptions {
+                forward_signals: true,
+                keep: true,
+                warn: |_| {},
+            },
+        );
         let log = quiet.map(Quiet::stop);
         let result = (|| {
-            let o = outcome.map_err(|e| Error::Failed(format!("step {}/{} {canonical}: {e}", self.step, self.steps)))?;
+            let o = outcome.map_err(|e| {
+                Error::Failed(format!(
+                    "step {}/{} {canonical}: {e}",
+                    self.step, self.steps
+                ))
+            })?;
             if o.exit.code() != 0 {
-                return Err(Error::Failed(format!("step {}/{} {canonical}: exit code {}", self.step, self.steps, o.exit.code())));
+                return Err(Error::Failed(format!(
+                    "step {}/{} {canonical}: exit code {}",
+                    self.step,
+                    self.steps,
+                    o.exit.code()
+                )));
             }
             let upper = dir.join("upper");
             for d in &stubs {
                 let p = upper.join(d);
                 if fs::read_dir(&p).is_ok_and(|mut e| e.next().is_none()) {
-                    fs::remove_dir(&p).map_err(|e| Error::Failed(format!("remove {}: {}", p.display(), layers::error::io_message(&e))))?;
+                    fs::remove_dir(&p).map_err(|e| {
+                        Error::Failed(format!(
+                            "remove {}: {}",
+                            p.display(),
+                            layers::error::io_message(&e)
+                        ))
+                    })?;
                 }
             }
-            let empty = fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(true);
+            let empty = fs::read_dir(&upper)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(true);
             if empty {
                 return Ok(None);
             }
-            let (layer, _) = self.store.pack_layer(&upper, &PackOptions { source_date_epoch: image::source_date_epoch(), overlay: true })?;
+            let (layer, _) = self.store.pack_layer(
+                &upper,
+                &PackOptions {
+                    source_date_epoch: image::source_date_epoch(),
+                    overlay: true,
+                },
+            )?;
             Ok(Some(layer))
         })();
         let _ = layers::store::remove_all(&dir);
         if let (Err(_), Some(mut log)) = (&result, log) {
             // As `docker build -q`: the output of a failed step is shown after all.
-            let _ = std::io::Seek::rewind(&mut log).and_then(|_| std::io::copy(&mut log, &mut std::io::stderr()));
+            let _ = std::io::Seek::rewind(&mut log)
+                .and_then(|_| std::io::copy(&mut log, &mut std::io::stderr()));
         }
         let layer = result?;
         self.commit(st, &key, &canonical, layer)?;
@@ -554,10 +697,17 @@ impl Builder<'_> {
         chown: Option<&str>,
         chmod: Option<&str>,
     ) -> Result<()> {
-        let srcs: Vec<String> = srcs.iter().map(|s| self.expand(st, s, at)).collect::<Result<_>>()?;
+        let srcs: Vec<String> = srcs
+            .iter()
+            .map(|s| self.expand(st, s, at))
+            .collect::<Result<_>>()?;
         let dest = self.expand(st, dest, at)?;
         let workdir = st.cfg().working_dir().clone().unwrap_or_else(|| "/".into());
-        let dest_abs = if dest.starts_with('/') { dest.clone() } else { format!("{}/{dest}", workdir.trim_end_matches('/')) };
+        let dest_abs = if dest.starts_with('/') {
+            dest.clone()
+        } else {
+            format!("{}/{dest}", workdir.trim_end_matches('/'))
+        };
         let dest_is_dir = dest.ends_with('/') || dest.ends_with("/.") || dest == ".";
         // Where the sources come from: the context, an earlier stage, or an image.
         let from_layers: Option<Vec<PathBuf>> = match from {
@@ -566,21 +716,45 @@ impl Builder<'_> {
                 let f = self.expand(st, f, at)?;
                 let stage = match f.parse::<usize>() {
                     Ok(i) => self.stages.get(i).map(|(_, s)| s.clone()),
-                    Err(_) => self.stages.iter().rev().find(|(n, _)| n.as_deref() == Some(&f.to_lowercase())).map(|(_, s)| s.clone()),
+                    Err(_) => self
+                        .stages
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n.as_deref() == Some(&f.to_lowercase()))
+                        .map(|(_, s)| s.clone()),
                 };
                 let dirs = match stage {
                     Some(s) => s.dirs,
                     None => {
                         let r = Reference::parse(&f).map_err(|e| self.err(at, &e.to_string()))?;
-                        let img = self.store.image(&r).map_err(|e| self.err(at, &format!("--from={f}: {e}")))?;
+                        let img = self
+                            .store
+                            .image(&r)
+                            .map_err(|e| self.err(at, &format!("--from={f}: {e}")))?;
                         self.image_layers(&img)?
                     }
                 };
                 Some(dirs)
             }
         };
-        let fetched = if what == "ADD" && srcs.iter().any(|s| is_url(s)) { Some(self.store.temp_dir("fetch")?) } else { None };
-        let result = self.copy_sources(st, at, what, &srcs, &dest_abs, dest_is_dir, from, from_layers.as_deref(), fetched.as_deref(), chown, chmod);
+        let fetched = if what == "ADD" && srcs.iter().any(|s| is_url(s)) {
+            Some(self.store.temp_dir("fetch")?)
+        } else {
+            None
+        };
+        let result = self.copy_sources(
+            st,
+            at,
+            what,
+            &srcs,
+            &dest_abs,
+            dest_is_dir,
+            from,
+            from_layers.as_deref(),
+            fetched.as_deref(),
+            chown,
+            chmod,
+        );
         if let Some(f) = fetched {
             let _ = layers::store::remove_all(&f);
         }
@@ -605,15 +779,25 @@ impl Builder<'_> {
         let mut sources = Vec::new();
         for s in srcs {
             if let (Some(dir), true) = (fetched, is_url(s)) {
-                sources.push(crate::copy::Copier::fetch(s, dir).map_err(|e| self.err(at, &e.to_string()))?);
+                sources.push(
+                    crate::copy::Copier::fetch(s, dir).map_err(|e| self.err(at, &e.to_string()))?,
+                );
                 continue;
             }
             match from_layers {
-                None => sources.extend(self.ctx.sources(s).map_err(|e| self.err(at, &e.to_string()))?),
+                None => sources.extend(
+                    self.ctx
+                        .sources(s)
+                        .map_err(|e| self.err(at, &e.to_string()))?,
+                ),
                 Some(dirs) => {
                     let rel = layers::union::resolve(dirs, s)?;
-                    let found = layers::union::lookup(dirs, &rel)?
-                        .ok_or_else(|| self.err(at, &format!("{s}: not found in --from={}", from.unwrap_or(""))))?;
+                    let found = layers::union::lookup(dirs, &rel)?.ok_or_else(|| {
+                        self.err(
+                            at,
+                            &format!("{s}: not found in --from={}", from.unwrap_or("")),
+                        )
+                    })?;
                     sources.push(found.path);
                 }
             }
@@ -623,8 +807,15 @@ impl Builder<'_> {
         }
         let digest = context::content_digest(Origin::new(&self.ctx, from_layers), &sources)?;
         // Every flag that changes the layer is in the canonical text, and so in the key.
-        let flag = |name: &str, v: Option<&str>| v.map(|v| format!("--{name}={v} ")).unwrap_or_default();
-        let canonical = format!("{what} {}{}{}{} {dest_abs}", flag("from", from), flag("chown", chown), flag("chmod", chmod), srcs.join(" "));
+        let flag =
+            |name: &str, v: Option<&str>| v.map(|v| format!("--{name}={v} ")).unwrap_or_default();
+        let canonical = format!(
+            "{what} {}{}{}{} {dest_abs}",
+            flag("from", from),
+            flag("chown", chown),
+            flag("chmod", chmod),
+            srcs.join(" ")
+        );
         let key = cache::key(&[&st.key, &canonical, &digest]);
         if self.cached(st, &key, &canonical)? {
             return Ok(());
@@ -635,24 +826,49 @@ impl Builder<'_> {
         let result = (|| {
             let (uid, gid) = match chown {
                 Some(c) => {
-                    let (u, g, _, _) = runner::config::resolve_user(c, &st.dirs).map_err(|e| self.err(at, &e.to_string()))?;
+                    let (u, g, _, _) = runner::config::resolve_user(c, &st.dirs)
+                        .map_err(|e| self.err(at, &e.to_string()))?;
                     // --chown=user without a group uses the user's primary group.
                     (u, g)
                 }
                 None => (0, 0),
             };
-            let mode = chmod.map(|m| u32::from_str_radix(m, 8).map_err(|_| self.err(at, &format!("--chmod={m}: not an octal mode")))).transpose()?;
-            let copier = crate::copy::Copier { layers: &st.dirs, staging: &staging, uid, gid, mode, origin: Origin::new(&self.ctx, from_layers) };
+            let mode = chmod
+                .map(|m| {
+                    u32::from_str_radix(m, 8)
+                        .map_err(|_| self.err(at, &format!("--chmod={m}: not an octal mode")))
+                })
+                .transpose()?;
+            let copier = crate::copy::Copier {
+                layers: &st.dirs,
+                staging: &staging,
+                uid,
+                gid,
+                mode,
+                origin: Origin::new(&self.ctx, from_layers),
+            };
             let target = copier.dest(dest_abs, dest_is_dir)?;
             for s in &sources {
-                copier.copy(s, &target, what == "ADD" && !fetched.is_some_and(|f| s.starts_with(f)))?;
+                copier.copy(
+                    s,
+                    &target,
+                    what == "ADD" && !fetched.is_some_and(|f| s.starts_with(f)),
+                )?;
             }
-            let (layer, _) = self.store.pack_layer(&staging, &PackOptions { source_date_epoch: image::source_date_epoch(), overlay: false })?;
+            let (layer, _) = self.store.pack_layer(
+                &staging,
+                &PackOptions {
+                    source_date_epoch: image::source_date_epoch(),
+                    overlay: false,
+                },
+            )?;
             Ok::<_, Error>(layer)
         })();
         let _ = layers::store::remove_all(&staging);
         let layer = result.map_err(|e| match e {
-            Error::Failed(m) if m.starts_with(&self.opts.file.display().to_string()) => Error::Failed(m),
+            Error::Failed(m) if m.starts_with(&self.opts.file.display().to_string()) => {
+                Error::Failed(m)
+            }
             e => self.err(at, &e.to_string()),
         })?;
         self.commit(st, &key, &canonical, Some(layer))?;
@@ -675,14 +891,32 @@ impl Quiet {
     fn start(store: &Store) -> Result<Quiet> {
         use std::os::fd::{AsFd, AsRawFd};
         let tmp = store.root().join("tmp");
-        let log = tempfile::tempfile_in(&tmp).map_err(|e| Error::Failed(format!("create a log file in {}: {}", tmp.display(), layers::error::io_message(&e))))?;
-        let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().map_err(|e| Error::Failed(format!("dup: {}", layers::error::io_message(&e))));
-        let saved = [dup(std::io::stdout().as_fd())?, dup(std::io::stderr().as_fd())?];
-        let q = Quiet { saved, log: Some(log) };
+        let log = tempfile::tempfile_in(&tmp).map_err(|e| {
+            Error::Failed(format!(
+                "create a log file in {}: {}",
+                tmp.display(),
+                layers::error::io_message(&e)
+            ))
+        })?;
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned()
+                .map_err(|e| Error::Failed(format!("dup: {}", layers::error::io_message(&e))))
+        };
+        let saved = [
+            dup(std::io::stdout().as_fd())?,
+            dup(std::io::stderr().as_fd())?,
+        ];
+        let q = Quiet {
+            saved,
+            log: Some(log),
+        };
         for fd in [1, 2] {
             // SAFETY: dup2 onto our own standard fds; the originals are kept in `saved`.
             if unsafe { libc::dup2(q.log.as_ref().expect("log").as_raw_fd(), fd) } < 0 {
-                return Err(Error::Failed(format!("dup2: {}", layers::error::io_message(&std::io::Error::last_os_error()))));
+                return Err(Error::Failed(format!(
+                    "dup2: {}",
+                    layers::error::io_message(&std::io::Error::last_os_error())
+                )));
             }
         }
         Ok(q)

@@ -43,15 +43,24 @@ impl<'s> Cache<'s> {
     /// None: a miss. Otherwise the step's layer (None when it made none), whose blob is
     /// present and now pinned for this build, and when the step first ran.
     pub fn get(&self, key: &str) -> Result<Option<Hit>> {
-        let Ok(bytes) = std::fs::read(self.path(key)) else { return Ok(None) };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Ok(None) };
+        let Ok(bytes) = std::fs::read(self.path(key)) else {
+            return Ok(None);
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            return Ok(None);
+        };
         let created = v["created"].as_str().map(String::from);
         let l = &v["layer"];
         if l.is_null() {
-            return Ok(Some(Hit { layer: None, created }));
+            return Ok(Some(Hit {
+                layer: None,
+                created,
+            }));
         }
         let parse = |f: &str| l[f].as_str().and_then(layers::digest::parse);
-        let (Some(digest), Some(diff_id), Some(size)) = (parse("digest"), parse("diff_id"), l["size"].as_u64()) else {
+        let (Some(digest), Some(diff_id), Some(size)) =
+            (parse("digest"), parse("diff_id"), l["size"].as_u64())
+        else {
             return Ok(None);
         };
         // Pin before checking, so GC cannot take it between the check and the use.
@@ -60,8 +69,20 @@ impl<'s> Cache<'s> {
         if !self.store.has_blob(&digest) {
             return Ok(None);
         }
-        let media_type = MediaType::from(l["media_type"].as_str().unwrap_or("application/vnd.oci.image.layer.v1.tar+gzip"));
-        Ok(Some(Hit { layer: Some(LayerInfo { digest, diff_id, size, media_type }), created }))
+        let media_type = MediaType::from(
+            l["media_type"]
+                .as_str()
+                .unwrap_or("application/vnd.oci.image.layer.v1.tar+gzip"),
+        );
+        Ok(Some(Hit {
+            layer: Some(LayerInfo {
+                digest,
+                diff_id,
+                size,
+                media_type,
+            }),
+            created,
+        }))
     }
 
     /// Record what the step `key` made (`created` is its history time, kept so that a fully
@@ -78,9 +99,18 @@ impl<'s> Cache<'s> {
         };
         let tmp = self.store.temp_path("cache");
         let dest = self.path(key);
-        std::fs::write(&tmp, serde_json::to_vec(&v).map_err(|e| Error::Failed(e.to_string()))?)
-            .and_then(|_| std::fs::rename(&tmp, &dest))
-            .map_err(|e| Error::Failed(format!("write {}: {}", dest.display(), layers::error::io_message(&e))))
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&v).map_err(|e| Error::Failed(e.to_string()))?,
+        )
+        .and_then(|_| std::fs::rename(&tmp, &dest))
+        .map_err(|e| {
+            Error::Failed(format!(
+                "write {}: {}",
+                dest.display(),
+                layers::error::io_message(&e)
+            ))
+        })
     }
 }
 
@@ -102,11 +132,28 @@ mod tests {
         let c = Cache::new(&s);
         assert!(c.get("k").unwrap().is_none());
         c.put("empty", None, "2001-01-01T00:00:00Z").unwrap();
-        assert_eq!(c.get("empty").unwrap(), Some(Hit { layer: None, created: Some("2001-01-01T00:00:00Z".into()) }));
+        assert_eq!(
+            c.get("empty").unwrap(),
+            Some(Hit {
+                layer: None,
+                created: Some("2001-01-01T00:00:00Z".into())
+            })
+        );
         let (d, n) = s.put_blob(b"layer").unwrap();
-        let l = LayerInfo { digest: d.clone(), diff_id: d.clone(), size: n, media_type: MediaType::ImageLayerGzip };
+        let l = LayerInfo {
+            digest: d.clone(),
+            diff_id: d.clone(),
+            size: n,
+            media_type: MediaType::ImageLayerGzip,
+        };
         c.put("k", Some(&l), "t").unwrap();
-        assert_eq!(c.get("k").unwrap(), Some(Hit { layer: Some(l), created: Some("t".into()) }));
+        assert_eq!(
+            c.get("k").unwrap(),
+            Some(Hit {
+                layer: Some(l),
+                created: Some("t".into())
+            })
+        );
         std::fs::remove_file(s.blob_path(&d)).unwrap();
         assert!(c.get("k").unwrap().is_none());
     }

@@ -32,7 +32,11 @@ pub struct Cli {
 
 /// `mbuild [--root DIR] -f Minifile -t name:tag [CONTEXT]`: the build, without a command word.
 #[derive(Parser, Debug)]
-#[command(name = "mbuild", version, about = "Build a container image from a Minifile")]
+#[command(
+    name = "mbuild",
+    version,
+    about = "Build a container image from a Minifile"
+)]
 struct BuildCli {
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -160,7 +164,12 @@ pub enum Cmd {
     /// Parse a Minifile and report errors, without building
     Check {
         /// The Minifile (default ./Minifile)
-        #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "Minifile")]
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            default_value = "Minifile"
+        )]
         file: PathBuf,
         /// Print BuildKit's stage-one parse dump
         #[arg(long)]
@@ -178,13 +187,19 @@ pub fn main() -> ExitCode {
     let parsed = if names_a_command(&args) {
         Cli::try_parse_from(&args)
     } else {
-        BuildCli::try_parse_from(&args).map(|b| Cli { root: b.root, cmd: Cmd::Build(b.build) })
+        BuildCli::try_parse_from(&args).map(|b| Cli {
+            root: b.root,
+            cmd: Cmd::Build(b.build),
+        })
     };
     let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind::*;
-            if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -225,7 +240,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
     let root = cli
         .root
-        .or_else(|| std::env::var_os("MINIBOX_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("MINIBOX_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(layers::Store::default_root);
     let store = layers::Store::open(&root)?;
     let mut out = std::io::stdout().lock();
@@ -240,7 +259,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Cmd::Images { quiet, no_trunc } => manage::images(&store, quiet, no_trunc, &mut out)?,
         Cmd::Inspect { images } => manage::inspect(&store, &images, &mut out)?,
         Cmd::History { image, no_trunc } => manage::history(&store, &image, no_trunc, &mut out)?,
-        Cmd::Layers { image, json, no_trunc } => manage::layers(&store, &image, json, no_trunc, &mut out)?,
+        Cmd::Layers {
+            image,
+            json,
+            no_trunc,
+        } => manage::layers(&store, &image, json, no_trunc, &mut out)?,
         Cmd::Tag { source, target } => manage::tag(&store, &source, &target)?,
         Cmd::Rmi { images } => manage::rmi(&store, &images, &mut out)?,
         Cmd::Prune => manage::prune(&store, &mut out)?,
@@ -262,7 +285,11 @@ fn build(store: &layers::Store, b: BuildArgs, out: &mut dyn Write) -> Result<Exi
     }
     let context = b.context.unwrap_or_else(|| PathBuf::from("."));
     let file = b.file.unwrap_or_else(|| context.join("Minifile"));
-    let tags = b.tag.iter().map(|t| layers::Reference::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    let tags = b
+        .tag
+        .iter()
+        .map(|t| layers::Reference::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
     let build_args = b
         .build_arg
         .iter()
@@ -277,7 +304,16 @@ fn build(store: &layers::Store, b: BuildArgs, out: &mut dyn Write) -> Result<Exi
         "none" => runner::spec::Network::None,
         n => return Err(Error::Usage(format!("--network {n}: use host or none"))),
     };
-    let opts = crate::build::BuildOptions { file, context, tags, no_cache: b.no_cache, quiet: b.quiet, build_args, network, mirror: b.mirror };
+    let opts = crate::build::BuildOptions {
+        file,
+        context,
+        tags,
+        no_cache: b.no_cache,
+        quiet: b.quiet,
+        build_args,
+        network,
+        mirror: b.mirror,
+    };
     crate::build::build(store, &opts, out)?;
     Ok(ExitCode::SUCCESS)
 }

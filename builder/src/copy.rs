@@ -32,7 +32,11 @@ pub struct Target {
 }
 
 fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
-    Error::Failed(format!("{what} {}: {}", p.display(), layers::error::io_message(&e)))
+    Error::Failed(format!(
+        "{what} {}: {}",
+        p.display(),
+        layers::error::io_message(&e)
+    ))
 }
 
 fn lchown(p: &Path, uid: u32, gid: u32) -> Result<()> {
@@ -44,9 +48,15 @@ impl Copier<'_> {
     pub fn dest(&self, dest: &str, trailing_slash: bool) -> Result<Target> {
         let rel = layers::union::resolve(self.layers, dest)?;
         let existing = layers::union::lookup(self.layers, &rel)?;
-        let is_dir = trailing_slash || existing.as_ref().is_some_and(|f| f.meta.is_dir()) || rel.as_os_str().is_empty();
+        let is_dir = trailing_slash
+            || existing.as_ref().is_some_and(|f| f.meta.is_dir())
+            || rel.as_os_str().is_empty();
         let parts: Vec<_> = rel.components().collect();
-        let upto = if is_dir { parts.len() } else { parts.len().saturating_sub(1) };
+        let upto = if is_dir {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
         let mut cur = PathBuf::new();
         for c in &parts[..upto] {
             cur.push(c);
@@ -59,14 +69,23 @@ impl Copier<'_> {
             // directory entry replaces the lower one's metadata in the merged view).
             match layers::union::lookup(self.layers, &cur)? {
                 Some(f) if f.meta.is_dir() => {
-                    fs::set_permissions(&p, fs::Permissions::from_mode(f.meta.mode() & 0o7777)).map_err(|e| io("chmod", &p, e))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(f.meta.mode() & 0o7777))
+                        .map_err(|e| io("chmod", &p, e))?;
                     lchown(&p, f.meta.uid(), f.meta.gid())?;
                 }
-                Some(_) => return Err(Error::Failed(format!("{dest}: /{} is not a directory in the image", cur.display()))),
+                Some(_) => {
+                    return Err(Error::Failed(format!(
+                        "{dest}: /{} is not a directory in the image",
+                        cur.display()
+                    )))
+                }
                 None => self.owned(&p)?,
             }
         }
-        Ok(Target { path: self.staging.join(&rel), is_dir })
+        Ok(Target {
+            path: self.staging.join(&rel),
+            is_dir,
+        })
     }
 
     /// A directory the copy creates gets 0755 and the --chown owner, as Docker's do.
@@ -123,7 +142,12 @@ impl Copier<'_> {
                 }
                 self.copy_tree(&p, &d)?;
                 // An excluded directory walked for re-included entries exists only for them.
-                if c.excluded && fs::read_dir(&d).map_err(|e| io("read", &d, e))?.next().is_none() {
+                if c.excluded
+                    && fs::read_dir(&d)
+                        .map_err(|e| io("read", &d, e))?
+                        .next()
+                        .is_none()
+                {
                     fs::remove_dir(&d).map_err(|e| io("remove", &d, e))?;
                     continue;
                 }
@@ -154,7 +178,12 @@ impl Copier<'_> {
             return Ok(());
         }
         let mut from = File::open(src).map_err(|e| io("open", src, e))?;
-        let mut to = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest).map_err(|e| io("create", dest, e))?;
+        let mut to = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .map_err(|e| io("create", dest, e))?;
         std::io::copy(&mut from, &mut to).map_err(|e| io("copy to", dest, e))?;
         drop(to);
         self.finish(dest, m)
@@ -164,9 +193,15 @@ impl Copier<'_> {
     fn finish(&self, dest: &Path, m: &fs::Metadata) -> Result<()> {
         lchown(dest, self.uid, self.gid)?;
         let mode = self.mode.unwrap_or(m.mode() & 0o7777);
-        fs::set_permissions(dest, fs::Permissions::from_mode(mode)).map_err(|e| io("chmod", dest, e))?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(mode))
+            .map_err(|e| io("chmod", dest, e))?;
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime().max(0) as u64);
-        File::options().write(m.is_file()).read(!m.is_file()).open(dest).and_then(|f| f.set_modified(t)).map_err(|e| io("set mtime", dest, e))
+        File::options()
+            .write(m.is_file())
+            .read(!m.is_file())
+            .open(dest)
+            .and_then(|f| f.set_modified(t))
+            .map_err(|e| io("set mtime", dest, e))
     }
 
     fn extract(&self, src: &Path, kind: Archive, into: &Path) -> Result<()> {
@@ -175,9 +210,12 @@ impl Copier<'_> {
             Archive::Tar => Box::new(f),
             Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
             Archive::Xz => {
-                let mut plain = tempfile::tempfile_in(self.staging.parent().unwrap_or(self.staging)).map_err(|e| io("create temp file in", self.staging, e))?;
+                let mut plain =
+                    tempfile::tempfile_in(self.staging.parent().unwrap_or(self.staging))
+                        .map_err(|e| io("create temp file in", self.staging, e))?;
                 let mut input = f;
-                lzma_rs::xz_decompress(&mut input, &mut plain).map_err(|e| Error::Failed(format!("{}: xz: {e:?}", src.display())))?;
+                lzma_rs::xz_decompress(&mut input, &mut plain)
+                    .map_err(|e| Error::Failed(format!("{}: xz: {e:?}", src.display())))?;
                 std::io::Seek::rewind(&mut plain).map_err(|e| io("read", src, e))?;
                 Box::new(BufReader::new(plain))
             }
@@ -206,17 +244,28 @@ impl Copier<'_> {
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .unwrap_or("download");
         // ureq's errors name the URL already.
-        let resp = ureq::get(url).call().map_err(|e| Error::Failed(e.to_string()))?;
+        let resp = ureq::get(url)
+            .call()
+            .map_err(|e| Error::Failed(e.to_string()))?;
         let path = dir.join(name);
-        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| io("create", &path, e))?;
-        std::io::copy(&mut resp.into_reader(), &mut out).map_err(|e| Error::Failed(format!("download {url}: {e}")))?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io("create", &path, e))?;
+        std::io::copy(&mut resp.into_reader(), &mut out)
+            .map_err(|e| Error::Failed(format!("download {url}: {e}")))?;
         out.flush().map_err(|e| io("write", &path, e))?;
         Ok(path)
     }
 }
 
 fn merge(from: &Path, into: &Path) -> Result<()> {
-    for e in fs::read_dir(from).map_err(|e| io("read", from, e))?.flatten() {
+    for e in fs::read_dir(from)
+        .map_err(|e| io("read", from, e))?
+        .flatten()
+    {
         let d = into.join(e.file_name());
         let m = e.metadata().map_err(|x| io("read", &e.path(), x))?;
         match fs::symlink_metadata(&d) {

@@ -41,18 +41,31 @@ pub fn import(store: &Store, src: &Path, tag: &str, out: &mut Out<'_>) -> Result
     let meta = fs::metadata(src).ctx("import: read", src)?;
     let epoch = image::source_date_epoch();
     let (info, stats) = if meta.is_dir() {
-        store.pack_layer(src, &PackOptions { source_date_epoch: epoch, overlay: false })?
+        store.pack_layer(
+            src,
+            &PackOptions {
+                source_date_epoch: epoch,
+                overlay: false,
+            },
+        )?
     } else {
         // A tarball goes through the same hostile-input extraction as any layer, then is
         // packed again: the stored layer is canonical and deterministic, and a bad entry is
         // refused now rather than at the first run.
         let staging = store.temp_dir("import")?;
         let res = (|| {
-            layers::unpack::unpack(open_maybe_gzip(src)?, &staging, &UnpackOptions::default()).map_err(|source| Error::Import {
-                src: src.display().to_string(),
-                source,
-            })?;
-            Ok::<_, Error>(store.pack_layer(&staging, &PackOptions { source_date_epoch: epoch, overlay: true })?)
+            layers::unpack::unpack(open_maybe_gzip(src)?, &staging, &UnpackOptions::default())
+                .map_err(|source| Error::Import {
+                    src: src.display().to_string(),
+                    source,
+                })?;
+            Ok::<_, Error>(store.pack_layer(
+                &staging,
+                &PackOptions {
+                    source_date_epoch: epoch,
+                    overlay: true,
+                },
+            )?)
         })();
         let _ = layers::store::remove_all(&staging);
         res?
@@ -111,7 +124,15 @@ fn repo_tags(store: &Store, img: &Image) -> Result<Vec<String>> {
 pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> Result<ExitCode> {
     let tags = store.tags()?;
     if !quiet {
-        outln!(out, "{:<30} {:<15} {:<14} {:<16} {}", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")?;
+        outln!(
+            out,
+            "{:<30} {:<15} {:<14} {:<16} {}",
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED",
+            "SIZE"
+        )?;
     }
     for (r, desc) in tags {
         match store.image_by_manifest(&desc) {
@@ -121,9 +142,22 @@ pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> 
                     outln!(out, "{id}")?;
                     continue;
                 }
-                let created = img.config.created().as_deref().map(human_duration_since).unwrap_or_default();
+                let created = img
+                    .config
+                    .created()
+                    .as_deref()
+                    .map(human_duration_since)
+                    .unwrap_or_default();
                 let size: u64 = img.manifest.layers().iter().map(|l| l.size()).sum();
-                outln!(out, "{:<30} {:<15} {:<14} {:<16} {}", r.name(), r.tag(), id, created, human_size(size))?;
+                outln!(
+                    out,
+                    "{:<30} {:<15} {:<14} {:<16} {}",
+                    r.name(),
+                    r.tag(),
+                    id,
+                    created,
+                    human_size(size)
+                )?;
             }
             Err(e) => eprintln!("mbuild: {r}: {e}"),
         }
@@ -135,10 +169,11 @@ pub fn inspect(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<Exi
     let mut v = Vec::new();
     for n in names {
         let img = store.image(&reference(n)?)?;
-        let manifest: serde_json::Value = serde_json::from_slice(&store.read_blob(img.manifest_desc.digest())?)
-            .map_err(|e| Error::Failed(format!("{n}: manifest: {e}")))?;
-        let config: serde_json::Value =
-            serde_json::from_slice(&img.config_raw).map_err(|e| Error::Failed(format!("{n}: config: {e}")))?;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&store.read_blob(img.manifest_desc.digest())?)
+                .map_err(|e| Error::Failed(format!("{n}: manifest: {e}")))?;
+        let config: serde_json::Value = serde_json::from_slice(&img.config_raw)
+            .map_err(|e| Error::Failed(format!("{n}: config: {e}")))?;
         v.push(serde_json::json!({
             "Id": img.id().to_string(),
             "RepoTags": repo_tags(store, &img)?,
@@ -153,28 +188,55 @@ pub fn inspect(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<Exi
 }
 
 /// History entries paired with the layer each non-empty entry produced.
-fn history_with_layers(img: &Image) -> Result<Vec<(layers::oci_spec::image::History, Option<LayerInfo>)>> {
+fn history_with_layers(
+    img: &Image,
+) -> Result<Vec<(layers::oci_spec::image::History, Option<LayerInfo>)>> {
     let mut layers = img.layers()?.into_iter();
     let mut v = Vec::new();
     for h in img.config.history().clone().unwrap_or_default() {
-        let l = if h.empty_layer().unwrap_or(false) { None } else { layers.next() };
+        let l = if h.empty_layer().unwrap_or(false) {
+            None
+        } else {
+            layers.next()
+        };
         v.push((h, l));
     }
     // Images from tools that record no history still have layers.
     for l in layers {
-        v.push((HistoryBuilder::default().build().expect("empty history entry"), Some(l)));
+        v.push((
+            HistoryBuilder::default()
+                .build()
+                .expect("empty history entry"),
+            Some(l),
+        ));
     }
     Ok(v)
 }
 
 pub fn history(store: &Store, name: &str, no_trunc: bool, out: &mut Out<'_>) -> Result<ExitCode> {
     let img = store.image(&reference(name)?)?;
-    outln!(out, "{:<14} {:<16} {:<46} {:<10} {}", "IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT")?;
+    outln!(
+        out,
+        "{:<14} {:<16} {:<46} {:<10} {}",
+        "IMAGE",
+        "CREATED",
+        "CREATED BY",
+        "SIZE",
+        "COMMENT"
+    )?;
     let entries = history_with_layers(&img)?;
     let n = entries.len();
     for (i, (h, l)) in entries.into_iter().enumerate().rev() {
-        let id = if i + 1 == n { short(img.id(), no_trunc) } else { "<missing>".to_string() };
-        let created = h.created().as_deref().map(human_duration_since).unwrap_or_default();
+        let id = if i + 1 == n {
+            short(img.id(), no_trunc)
+        } else {
+            "<missing>".to_string()
+        };
+        let created = h
+            .created()
+            .as_deref()
+            .map(human_duration_since)
+            .unwrap_or_default();
         let mut by = h.created_by().clone().unwrap_or_default();
         if !no_trunc && by.chars().count() > 45 {
             by = by.chars().take(44).collect::<String>() + "…";
@@ -186,14 +248,25 @@ pub fn history(store: &Store, name: &str, no_trunc: bool, out: &mut Out<'_>) -> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn layers(store: &Store, name: &str, json: bool, no_trunc: bool, out: &mut Out<'_>) -> Result<ExitCode> {
+pub fn layers(
+    store: &Store,
+    name: &str,
+    json: bool,
+    no_trunc: bool,
+    out: &mut Out<'_>,
+) -> Result<ExitCode> {
     let img = store.image(&reference(name)?)?;
     let mut rows = Vec::new();
     for (h, l) in history_with_layers(&img)? {
         let Some(l) = l else { continue };
         let path = store.ensure_layer(&l.descriptor(), &l.diff_id)?;
         let unpacked = layers::gc::tree_size(&path);
-        rows.push((l, h.created_by().clone().unwrap_or_default(), unpacked, path));
+        rows.push((
+            l,
+            h.created_by().clone().unwrap_or_default(),
+            unpacked,
+            path,
+        ));
     }
     if json {
         let v: Vec<_> = rows
@@ -215,7 +288,17 @@ pub fn layers(store: &Store, name: &str, json: bool, no_trunc: bool, out: &mut O
         return Ok(ExitCode::SUCCESS);
     }
     let dw = if no_trunc { 71 } else { 12 };
-    outln!(out, "{:<3} {:<dw$} {:<dw$} {:>9} {:>9}  {:<40} {}", "#", "DIGEST", "DIFF ID", "SIZE", "UNPACKED", "CREATED BY", "PATH")?;
+    outln!(
+        out,
+        "{:<3} {:<dw$} {:<dw$} {:>9} {:>9}  {:<40} {}",
+        "#",
+        "DIGEST",
+        "DIFF ID",
+        "SIZE",
+        "UNPACKED",
+        "CREATED BY",
+        "PATH"
+    )?;
     for (i, (l, by, unpacked, path)) in rows.iter().enumerate() {
         let mut by = by.clone();
         if !no_trunc && by.chars().count() > 40 {
@@ -251,7 +334,11 @@ pub fn rmi(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<ExitCod
         let r = reference(n)?;
         let desc = store.remove_tag(&r)?;
         outln!(out, "Untagged: {r}")?;
-        if !store.tags()?.iter().any(|(_, d)| d.digest() == desc.digest()) {
+        if !store
+            .tags()?
+            .iter()
+            .any(|(_, d)| d.digest() == desc.digest())
+        {
             outln!(out, "Deleted: {}", desc.digest())?;
         }
     }
@@ -293,7 +380,11 @@ pub fn fsck(store: &Store, out: &mut Out<'_>) -> Result<ExitCode> {
             n => format!("{n} problems"),
         }
     )?;
-    Ok(if r.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if r.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn save(store: &Store, name: &str, output: &Path) -> Result<ExitCode> {

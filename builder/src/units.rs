@@ -9,9 +9,19 @@ pub fn human_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let digits = if v >= 100.0 { 1 } else if v >= 10.0 { 2 } else { 3 };
+    let digits = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
     let s = format!("{v:.digits$}");
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
     format!("{s}{}", UNITS[i])
 }
 
@@ -29,7 +39,13 @@ pub fn human_duration_since(rfc3339: &str) -> String {
 
 fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
-    let plural = |n: i64, u: &str| if n == 1 { format!("1 {u}") } else { format!("{n} {u}s") };
+    let plural = |n: i64, u: &str| {
+        if n == 1 {
+            format!("1 {u}")
+        } else {
+            format!("{n} {u}s")
+        }
+    };
     match s {
         0 => "Less than a second".to_string(),
         1..=59 => plural(s, "second"),

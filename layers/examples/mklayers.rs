@@ -64,6 +64,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     config.set_history(Some(history));
     let manifest = store.write_image(&config, &layers)?;
     store.set_tag(&tag, &manifest)?;
-    println!("{tag}: {} layers, manifest {}", layers.len(), manifest.digest());
+    println!(
+        "{tag}: {} layers, manifest {}",
+        layers.len(),
+        manifest.digest()
+    );
     Ok(())
 }

@@ -11,8 +11,7 @@ use crate::pgzip::ParallelGzEncoder;
 use crate::reference::Reference;
 use crate::store::{self, canonical_json, Store, REF_NAME};
 use oci_spec::image::{
-    Arch, Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest,
-    MediaType, Os,
+    Arch, Descriptor, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType, Os,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -29,7 +29,8 @@ impl Store {
             let name = name.to_string_lossy().into_owned();
             let path = dir.join(&name);
             let Some(want) = digest::parse(&format!("sha256:{name}")) else {
-                r.problems.push(format!("{}: not a sha256 blob name", path.display()));
+                r.problems
+                    .push(format!("{}: not a sha256 blob name", path.display()));
                 continue;
             };
             let mut f = File::open(&path).ctx("open", &path)?;
@@ -45,7 +46,9 @@ impl Store {
             let got = h.finish();
             r.blobs += 1;
             if got != want {
-                r.problems.push(format!("blob {want}: digest mismatch, content hashes to {got}"));
+                r.problems.push(format!(
+                    "blob {want}: digest mismatch, content hashes to {got}"
+                ));
             }
         }
         for (reference, desc) in self.tags()? {
@@ -57,7 +60,8 @@ impl Store {
                     Ok(layers) => {
                         for l in layers {
                             if !self.has_blob(&l.digest) {
-                                r.problems.push(format!("{what}: layer blob {} is missing", l.digest));
+                                r.problems
+                                    .push(format!("{what}: layer blob {} is missing", l.digest));
                             }
                         }
                     }
@@ -66,7 +70,11 @@ impl Store {
         }
         for d in self.read_index()?.manifests() {
             if store::ref_name(d).is_none() {
-                r.problems.push(format!("index.json: manifest {} has no {} annotation", d.digest(), store::REF_NAME));
+                r.problems.push(format!(
+                    "index.json: manifest {} has no {} annotation",
+                    d.digest(),
+                    store::REF_NAME
+                ));
             }
         }
         Ok(r)

@@ -37,7 +37,10 @@ impl Store {
 
         let mut report = PruneReport::default();
         let blobs = self.root().join("blobs/sha256");
-        for e in fs::read_dir(&blobs).ctx("read directory", &blobs)?.flatten() {
+        for e in fs::read_dir(&blobs)
+            .ctx("read directory", &blobs)?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if keep.contains(&name) {
                 continue;
@@ -49,7 +52,10 @@ impl Store {
             }
         }
         let layers = self.root().join("layers");
-        for e in fs::read_dir(&layers).ctx("read directory", &layers)?.flatten() {
+        for e in fs::read_dir(&layers)
+            .ctx("read directory", &layers)?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if keep.contains(&name) {
                 continue;
@@ -73,20 +79,26 @@ impl Store {
         keep.insert(d.digest().digest().to_string());
         let refused = |reason: String| Error::BadBlob {
             digest: d.digest().to_string(),
-            reason: format!("{reason}; prune refuses to guess what it references (run mbuild fsck)"),
+            reason: format!(
+                "{reason}; prune refuses to guess what it references (run mbuild fsck)"
+            ),
         };
-        let bytes = self.read_blob(d.digest()).map_err(|e| refused(e.to_string()))?;
+        let bytes = self
+            .read_blob(d.digest())
+            .map_err(|e| refused(e.to_string()))?;
         if matches!(d.media_type(), MediaType::ImageIndex) {
             if depth > 4 {
                 return Err(refused("image indexes nested too deep".into()));
             }
-            let idx: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| refused(e.to_string()))?;
+            let idx: ImageIndex =
+                serde_json::from_slice(&bytes).map_err(|e| refused(e.to_string()))?;
             for m in idx.manifests() {
                 self.mark(m, keep, depth + 1)?;
             }
             return Ok(());
         }
-        let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| refused(e.to_string()))?;
+        let m: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| refused(e.to_string()))?;
         keep.insert(m.config().digest().digest().to_string());
         for l in m.layers() {
             keep.insert(l.digest().digest().to_string());
@@ -139,8 +151,11 @@ mod tests {
                 r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cfg}","size":2}},"layers":[]}}"#
             );
             let (md, ms) = s.put_blob(m.as_bytes()).unwrap();
-            s.set_tag(&Reference::parse("a").unwrap(), &Descriptor::new(MediaType::ImageManifest, ms, md.clone()))
-                .unwrap();
+            s.set_tag(
+                &Reference::parse("a").unwrap(),
+                &Descriptor::new(MediaType::ImageManifest, ms, md.clone()),
+            )
+            .unwrap();
             tagged = (cfg, md);
             pinned_by_dead = s.put_blob(b"pinned by a process that is gone").unwrap().0;
         }
@@ -154,7 +169,10 @@ mod tests {
         drop(s);
         let s = Store::open(&root).unwrap();
         let r = s.prune().unwrap();
-        assert_eq!(r.blobs.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), vec![garbage]);
+        assert_eq!(
+            r.blobs.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
+            vec![garbage]
+        );
         assert!(s.has_blob(&tagged.0) && s.has_blob(&tagged.1));
     }
 }

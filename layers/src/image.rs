@@ -85,18 +85,23 @@ impl Store {
             reason,
         };
         if !matches!(desc.media_type(), MediaType::ImageManifest)
-            && desc.media_type().to_string() != "application/vnd.docker.distribution.manifest.v2+json"
+            && desc.media_type().to_string()
+                != "application/vnd.docker.distribution.manifest.v2+json"
         {
-            return Err(bad(format!("unsupported manifest media type {}", desc.media_type())));
+            return Err(bad(format!(
+                "unsupported manifest media type {}",
+                desc.media_type()
+            )));
         }
         let bytes = self.read_blob(desc.digest())?;
         let manifest: ImageManifest =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid manifest: {e}")))?;
         let config_raw = self.read_blob(manifest.config().digest())?;
-        let config: ImageConfiguration = serde_json::from_slice(&config_raw).map_err(|e| Error::BadBlob {
-            digest: manifest.config().digest().to_string(),
-            reason: format!("invalid image config: {e}"),
-        })?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&config_raw).map_err(|e| Error::BadBlob {
+                digest: manifest.config().digest().to_string(),
+                reason: format!("invalid image config: {e}"),
+            })?;
         Ok(Image {
             manifest_desc: desc.clone(),
             manifest,
@@ -107,7 +112,11 @@ impl Store {
 
     /// Store `config` (its rootfs.diff_ids set from `layers`) and a manifest for it; returns
     /// the manifest's descriptor. Tagging is separate (`set_tag`).
-    pub fn write_image(&self, config: &ImageConfiguration, layers: &[LayerInfo]) -> Result<Descriptor> {
+    pub fn write_image(
+        &self,
+        config: &ImageConfiguration,
+        layers: &[LayerInfo],
+    ) -> Result<Descriptor> {
         let mut config = config.clone();
         let mut rootfs = config.rootfs().clone();
         rootfs.set_diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect());
@@ -176,7 +185,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         b'Z' | b'z' => 0,
         sign @ (b'+' | b'-') => {
             let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
-            if *sign == b'+' { o } else { -o }
+            if *sign == b'+' {
+                o
+            } else {
+                -o
+            }
         }
         _ => return None,
     };
@@ -212,7 +225,10 @@ mod tests {
         for t in [0, 951_782_400, 1_700_000_000, 4_102_444_800] {
             assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         }
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -24,7 +24,9 @@ impl Reference {
             return Err(bad("empty"));
         }
         if s.contains('@') {
-            return Err(bad("digest references are not supported here, use name:tag"));
+            return Err(bad(
+                "digest references are not supported here, use name:tag",
+            ));
         }
         // A colon after the last slash starts the tag; one before it belongs to a host:port.
         let last_slash = s.rfind('/').map_or(0, |i| i + 1);
@@ -89,7 +91,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
@@ -121,7 +124,10 @@ fn valid_component(p: &str) -> bool {
 /// Docker treats the first component as a registry host when it has a dot or a port, or
 /// is `localhost`, or has an uppercase letter.
 fn looks_like_domain(p: &str) -> bool {
-    p.contains('.') || p.contains(':') || p == "localhost" || p.bytes().any(|c| c.is_ascii_uppercase())
+    p.contains('.')
+        || p.contains(':')
+        || p == "localhost"
+        || p.bytes().any(|c| c.is_ascii_uppercase())
 }
 
 fn valid_domain(d: &str) -> bool {
@@ -153,9 +159,17 @@ mod tests {
         for (s, name, tag) in [
             ("busybox", "busybox", "latest"),
             ("busybox:1.36", "busybox", "1.36"),
-            ("library/debian:bookworm-slim", "library/debian", "bookworm-slim"),
+            (
+                "library/debian:bookworm-slim",
+                "library/debian",
+                "bookworm-slim",
+            ),
             ("localhost:5000/a/b:v1", "localhost:5000/a/b", "v1"),
-            ("registry.example.com/x_y/z__w-v:T_1", "registry.example.com/x_y/z__w-v", "T_1"),
+            (
+                "registry.example.com/x_y/z__w-v:T_1",
+                "registry.example.com/x_y/z__w-v",
+                "T_1",
+            ),
             ("a--b", "a--b", "latest"),
         ] {
             let r = Reference::parse(s).unwrap();
@@ -166,14 +180,32 @@ mod tests {
     #[test]
     fn refuses_bad_forms() {
         for s in [
-            "", "Busybox", "a:", ":tag", "a/", "/a", "a//b", "a_-b", "a:-x", "a:.x",
-            "a b", "a___b", "-a", "a.", "../x", "a:tag:more", "a@sha256:00",
+            "",
+            "Busybox",
+            "a:",
+            ":tag",
+            "a/",
+            "/a",
+            "a//b",
+            "a_-b",
+            "a:-x",
+            "a:.x",
+            "a b",
+            "a___b",
+            "-a",
+            "a.",
+            "../x",
+            "a:tag:more",
+            "a@sha256:00",
             &format!("a:{}", "x".repeat(129)),
             &"a".repeat(256),
         ] {
             assert!(Reference::parse(s).is_err(), "{s:?} should be refused");
         }
         let e = Reference::parse("Busybox").unwrap_err().to_string();
-        assert_eq!(e, "invalid reference format \"Busybox\": repository name must be lowercase");
+        assert_eq!(
+            e,
+            "invalid reference format \"Busybox\": repository name must be lowercase"
+        );
     }
 }

@@ -56,10 +56,21 @@ impl Store {
         // 0700: layers hold setuid binaries and device nodes of images; host users must not
         // reach them through the store.
         if !root.is_dir() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(root).ctx("create directory", root)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .ctx("create directory", root)?;
         }
         let root = fs::canonicalize(root).ctx("resolve store root", root)?;
-        for d in ["blobs", "blobs/sha256", "layers", "containers", "cache", "tmp"] {
+        for d in [
+            "blobs",
+            "blobs/sha256",
+            "layers",
+            "containers",
+            "cache",
+            "tmp",
+        ] {
             mkdir(&root.join(d), 0o700)?;
         }
         let layout = root.join("oci-layout");
@@ -142,7 +153,10 @@ impl Store {
             .ctx("create", &path)?;
         Ok(BlobWriter {
             store: self,
-            inner: Some(digest::HashWriter::new(io::BufWriter::with_capacity(256 << 10, file))),
+            inner: Some(digest::HashWriter::new(io::BufWriter::with_capacity(
+                256 << 10,
+                file,
+            ))),
             path,
         })
     }
@@ -240,7 +254,7 @@ impl Store {
             .iter()
             .find(|d| ref_name(d) == Some(want.as_str()))
             .cloned()
-            .ok_or_else(|| Error::ImageNotFound(want))
+            .ok_or(Error::ImageNotFound(want))
     }
 
     /// Point `r` at `manifest` (replacing what it pointed at before).
@@ -312,7 +326,10 @@ impl BlobWriter<'_> {
         let path = self.path.clone();
         let (buf, digest, size) = self.inner.take().expect("not yet committed").finish();
         let res = (|| {
-            let file = buf.into_inner().map_err(|e| e.into_error()).ctx("write", &path)?;
+            let file = buf
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .ctx("write", &path)?;
             file.sync_all().ctx("fsync", &path)?;
             drop(file);
             self.store.pin(&digest)?;
@@ -321,7 +338,8 @@ impl BlobWriter<'_> {
                 // Blobs are immutable and named by their content: the one there is the same.
                 fs::remove_file(&path).ctx("remove", &path)?;
             } else {
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).ctx("chmod", &path)?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o444))
+                    .ctx("chmod", &path)?;
                 fs::rename(&path, &dest).ctx("rename into the store", &dest)?;
                 fsync_dir(dest.parent().unwrap())?;
             }
@@ -383,7 +401,10 @@ impl Read for VerifiedReader {
         if n == 0 && !buf.is_empty() && !self.checked {
             let got = self.inner.digest();
             if got != self.expected {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, Mismatch(got.to_string())));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    Mismatch(got.to_string()),
+                ));
             }
             self.checked = true;
         }
@@ -580,7 +601,10 @@ mod tests {
         let p = w.path().to_path_buf();
         drop(w);
         assert!(!p.exists());
-        assert_eq!(fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(),
+            0
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub fn lookup(layers: &[PathBuf], rel: &Path) -> Result<Option<Found>> {
     let parts = components(rel);
     if parts.is_empty() {
         return match layers.last() {
-            Some(top) => Ok(Some(Found { path: top.clone(), meta: fs::metadata(top).ctx("stat", top)? })),
+            Some(top) => Ok(Some(Found {
+                path: top.clone(),
+                meta: fs::metadata(top).ctx("stat", top)?,
+            })),
             None => Ok(None),
         };
     }
@@ -77,7 +80,11 @@ pub fn lookup(layers: &[PathBuf], rel: &Path) -> Result<Option<Found>> {
 /// scoped to the image root: `..` and absolute targets never climb above it. The last
 /// components may not exist.
 pub fn resolve(layers: &[PathBuf], path: &str) -> Result<PathBuf> {
-    let mut todo: Vec<String> = components(Path::new(path)).iter().rev().map(|s| s.to_string_lossy().into_owned()).collect();
+    let mut todo: Vec<String> = components(Path::new(path))
+        .iter()
+        .rev()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
     let mut cur: Vec<String> = Vec::new();
     let mut hops = 0;
     while let Some(part) = todo.pop() {
@@ -118,12 +125,21 @@ pub fn read_file(layers: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
     let mut prefix = PathBuf::new();
     for (i, part) in parts.iter().enumerate() {
         prefix.push(part);
-        let Some(f) = lookup(layers, &prefix)? else { return Ok(None) };
+        let Some(f) = lookup(layers, &prefix)? else {
+            return Ok(None);
+        };
         if f.meta.file_type().is_symlink() {
-            return Err(Error::file(format!("/{rel}"), "goes through a symlink in the image; it is not followed"));
+            return Err(Error::file(
+                format!("/{rel}"),
+                "goes through a symlink in the image; it is not followed",
+            ));
         }
         if i + 1 == parts.len() {
-            return if f.meta.is_file() { Ok(Some(fs::read(&f.path).ctx("read", &f.path)?)) } else { Ok(None) };
+            return if f.meta.is_file() {
+                Ok(Some(fs::read(&f.path).ctx("read", &f.path)?))
+            } else {
+                Ok(None)
+            };
         }
     }
     Ok(None)
@@ -147,7 +163,11 @@ mod tests {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
         let c = CString::new(at.as_os_str().as_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0, "mknod needs root");
+        assert_eq!(
+            unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) },
+            0,
+            "mknod needs root"
+        );
     }
 
     #[test]
@@ -161,7 +181,10 @@ mod tests {
         let evil = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc", evil.path().join("etc")).unwrap();
         let ls = vec![a.path().to_path_buf(), evil.path().to_path_buf()];
-        assert!(read_file(&ls, "etc/passwd").unwrap_err().to_string().contains("symlink"));
+        assert!(read_file(&ls, "etc/passwd")
+            .unwrap_err()
+            .to_string()
+            .contains("symlink"));
     }
 
     #[test]
@@ -188,8 +211,14 @@ mod tests {
         std::os::unix::fs::symlink("/../../../etc", a.path().join("up")).unwrap();
         std::os::unix::fs::symlink("../../..", a.path().join("usr/bin/rel")).unwrap();
         let ls = vec![a.path().to_path_buf()];
-        assert_eq!(resolve(&ls, "/bin/sh").unwrap(), PathBuf::from("usr/bin/sh"));
-        assert_eq!(resolve(&ls, "/up/passwd").unwrap(), PathBuf::from("etc/passwd"));
+        assert_eq!(
+            resolve(&ls, "/bin/sh").unwrap(),
+            PathBuf::from("usr/bin/sh")
+        );
+        assert_eq!(
+            resolve(&ls, "/up/passwd").unwrap(),
+            PathBuf::from("etc/passwd")
+        );
         assert_eq!(resolve(&ls, "/usr/bin/rel/x").unwrap(), PathBuf::from("x"));
     }
 }

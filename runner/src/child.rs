@@ -84,7 +84,12 @@ impl Plan {
         argv: Vec<CString>,
         envp: Vec<CString>,
     ) -> Plan {
-        let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
         let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -167,7 +172,11 @@ const C_PREPARE: &CStr = c"prepare for exec";
 const C_OPEN_ROOT: &CStr = c"open the container's root";
 
 fn fail(what: &CStr, errno: i32) -> Failure<'_> {
-    Failure { exec: false, what, errno }
+    Failure {
+        exec: false,
+        what,
+        errno,
+    }
 }
 
 /// Open (creating what is missing) the first `upto` components of `t` inside the root.
@@ -175,15 +184,39 @@ fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysRes
     let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     let path = |i: usize| -> &CStr { &t.steps[i - 1].0 };
     if upto == 0 {
-        return sys.openat2(root, C_DOT, (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, RESOLVE_BENEATH);
+        return sys.openat2(
+            root,
+            C_DOT,
+            (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            0,
+            RESOLVE_BENEATH,
+        );
     }
-    match sys.openat2(root, path(upto), (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, resolve) {
+    match sys.openat2(
+        root,
+        path(upto),
+        (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        0,
+        resolve,
+    ) {
         Err(libc::ENOENT) => {}
         r => return r,
     }
-    let mut parent = sys.openat2(root, C_DOT, (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, RESOLVE_BENEATH)?;
+    let mut parent = sys.openat2(
+        root,
+        C_DOT,
+        (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        0,
+        RESOLVE_BENEATH,
+    )?;
     for i in 1..=upto {
-        let next = match sys.openat2(root, path(i), (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, resolve) {
+        let next = match sys.openat2(
+            root,
+            path(i),
+            (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            0,
+            resolve,
+        ) {
             Ok(fd) => fd,
             Err(libc::ENOENT) => {
                 let name = &t.steps[i - 1].1;
@@ -191,7 +224,11 @@ fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysRes
                     sys.openat2(
                         parent,
                         name,
-                        (libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+                        (libc::O_WRONLY
+                            | libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_NOFOLLOW
+                            | libc::O_CLOEXEC) as u64,
                         0o644,
                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
                     )
@@ -203,7 +240,13 @@ fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysRes
                     sys.close(parent);
                     return Err(e);
                 }
-                match sys.openat2(root, path(i), (libc::O_PATH | libc::O_CLOEXEC) as u64, 0, resolve) {
+                match sys.openat2(
+                    root,
+                    path(i),
+                    (libc::O_PATH | libc::O_CLOEXEC) as u64,
+                    0,
+                    resolve,
+                ) {
                     Ok(fd) => fd,
                     Err(e) => {
                         sys.close(parent);
@@ -222,21 +265,47 @@ fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysRes
     Ok(parent)
 }
 
-fn make_read_only<'p, S: Sys>(sys: &S, root: c_int, what: &'p CStr, target: &Target) -> Result<(), Failure<'p>> {
+fn make_read_only<'p, S: Sys>(
+    sys: &S,
+    root: c_int,
+    what: &'p CStr,
+    target: &Target,
+) -> Result<(), Failure<'p>> {
     let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
     let p = FdPath::new(fd);
-    let r = sys
-        .mount_flags(fd)
-        .and_then(|locked| sys.mount(None, p.as_cstr(), None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked, None));
+    let r = sys.mount_flags(fd).and_then(|locked| {
+        sys.mount(
+            None,
+            p.as_cstr(),
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked,
+            None,
+        )
+    });
     sys.close(fd);
     r.map_err(|e| fail(what, e))
 }
 
 fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Failure<'p>> {
     match step {
-        Step::Mount { what, source, fstype, flags, data, target, remount_ro } => {
-            let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
-            let r = sys.mount(source.as_deref(), FdPath::new(fd).as_cstr(), fstype.as_deref(), *flags, data.as_deref());
+        Step::Mount {
+            what,
+            source,
+            fstype,
+            flags,
+            data,
+            target,
+            remount_ro,
+        } => {
+            let fd =
+                open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
+            let r = sys.mount(
+                source.as_deref(),
+                FdPath::new(fd).as_cstr(),
+                fstype.as_deref(),
+                *flags,
+                data.as_deref(),
+            );
             sys.close(fd);
             r.map_err(|e| fail(what, e))?;
             if *remount_ro {
@@ -271,15 +340,30 @@ pub fn setup<'p, S: Sys>(sys: &S, p: &'p Plan) -> Failure<'p> {
 fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
     // The parent put us in our cgroup before releasing us: this makes it our cgroup root.
     if p.cgroupns {
-        sys.unshare(libc::CLONE_NEWCGROUP).map_err(|e| fail(C_CGROUPNS, e))?;
+        sys.unshare(libc::CLONE_NEWCGROUP)
+            .map_err(|e| fail(C_CGROUPNS, e))?;
     }
     // Nothing we mount may propagate back to the host (mount_namespaces(7)).
-    sys.mount(None, C_ROOT, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| fail(C_PRIVATE, e))?;
+    sys.mount(None, C_ROOT, None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(|e| fail(C_PRIVATE, e))?;
     let r = &p.rootfs;
     sys.chdir(&r.links_dir).map_err(|e| fail(&r.links_dir, e))?;
-    sys.mount(Some(C_OVERLAY), &r.merged, Some(C_OVERLAY), 0, Some(&r.overlay_data)).map_err(|e| fail(&r.overlay_what, e))?;
+    sys.mount(
+        Some(C_OVERLAY),
+        &r.merged,
+        Some(C_OVERLAY),
+        0,
+        Some(&r.overlay_data),
+    )
+    .map_err(|e| fail(&r.overlay_what, e))?;
     let root = sys
-        .openat2(libc::AT_FDCWD, &r.merged, (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64, 0, 0)
+        .openat2(
+            libc::AT_FDCWD,
+            &r.merged,
+            (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+        )
         .map_err(|e| fail(C_OPEN_ROOT, e))?;
     for step in &r.steps {
         run_step(sys, root, step)?;
@@ -288,21 +372,33 @@ fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
     // container no path back to the host's mounts (pivot_root(2), "NOTES").
     sys.fchdir(root).map_err(|e| fail(C_PIVOT, e))?;
     sys.pivot_root(C_DOT, C_DOT).map_err(|e| fail(C_PIVOT, e))?;
-    sys.umount2(C_DOT, libc::MNT_DETACH).map_err(|e| fail(C_PIVOT, e))?;
+    sys.umount2(C_DOT, libc::MNT_DETACH)
+        .map_err(|e| fail(C_PIVOT, e))?;
     sys.chdir(C_ROOT).map_err(|e| fail(C_PIVOT, e))?;
     sys.close(root);
     if r.read_only {
-        sys.mount(None, C_ROOT, None, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, None).map_err(|e| fail(C_RO, e))?;
+        sys.mount(
+            None,
+            C_ROOT,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            None,
+        )
+        .map_err(|e| fail(C_RO, e))?;
     }
-    sys.sethostname(p.hostname.to_bytes()).map_err(|e| fail(C_HOSTNAME, e))?;
+    sys.sethostname(p.hostname.to_bytes())
+        .map_err(|e| fail(C_HOSTNAME, e))?;
     if p.loopback {
         sys.loopback_up().map_err(|e| fail(C_LO, e))?;
     }
     // The bounding set can only shrink while we still hold CAP_SETPCAP, so before the ids.
-    sys.drop_bounding(p.caps, p.last_cap).map_err(|e| fail(C_CAPS, e))?;
-    sys.set_ids(p.uid, p.gid, p.groups.as_deref()).map_err(|e| fail(C_IDS, e))?;
+    sys.drop_bounding(p.caps, p.last_cap)
+        .map_err(|e| fail(C_CAPS, e))?;
+    sys.set_ids(p.uid, p.gid, p.groups.as_deref())
+        .map_err(|e| fail(C_IDS, e))?;
     // Changing ids clears the parent-death signal (prctl(2)); set it again.
-    sys.set_pdeathsig(libc::SIGKILL).map_err(|e| fail(C_IDS, e))?;
+    sys.set_pdeathsig(libc::SIGKILL)
+        .map_err(|e| fail(C_IDS, e))?;
     // Root in the container keeps Docker's default set; any other uid lost its capabilities
     // when setresuid moved it away from 0, as with Docker.
     if p.uid == 0 {
@@ -317,10 +413,16 @@ fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
 fn exec<'p, S: Sys>(sys: &S, p: &'p Plan) -> Failure<'p> {
     let mut denied = false;
     for c in &p.candidates {
-        match sys.execve(c, p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) {
+        match sys.execve(c, &p.argv_ptrs, &p.envp_ptrs) {
             libc::ENOENT | libc::ENOTDIR => {}
             libc::EACCES => denied = true,
-            e => return Failure { exec: true, what: &p.arg0, errno: e },
+            e => {
+                return Failure {
+                    exec: true,
+                    what: &p.arg0,
+                    errno: e,
+                }
+            }
         }
     }
     Failure {
@@ -350,7 +452,13 @@ mod tests {
                 groups: vec![],
             },
             hostname: "c1".into(),
-            mounts: vec![Mount { dest: "/data".into(), kind: MountKind::Bind { source: "/srv/data".into(), readonly: true } }],
+            mounts: vec![Mount {
+                dest: "/data".into(),
+                kind: MountKind::Bind {
+                    source: "/srv/data".into(),
+                    readonly: true,
+                },
+            }],
             devices: vec![],
             read_only: true,
             network: Network::None,
@@ -362,8 +470,14 @@ mod tests {
 
     fn plan(s: &Spec) -> Plan {
         let cg = [
-            crate::rootfs::CgroupMount { name: "cpu,cpuacct".into(), controllers: "cpu,cpuacct".into() },
-            crate::rootfs::CgroupMount { name: "memory".into(), controllers: "memory".into() },
+            crate::rootfs::CgroupMount {
+                name: "cpu,cpuacct".into(),
+                controllers: "cpu,cpuacct".into(),
+            },
+            crate::rootfs::CgroupMount {
+                name: "memory".into(),
+                controllers: "memory".into(),
+            },
         ];
         let rootfs = Rootfs::plan(s, &s.dir.join("l"), &["0".into(), "1".into()], &cg).unwrap();
         Plan::new(
@@ -385,7 +499,9 @@ mod tests {
         let s = spec();
         let p = plan(&s);
         let sys = Recording::default();
-        sys.missing.borrow_mut().push("/s/containers/c1/merged/work".into());
+        sys.missing
+            .borrow_mut()
+            .push("/s/containers/c1/merged/work".into());
         let f = setup(&sys, &p);
         assert!(f.exec && f.errno == libc::ENOENT);
         let calls = sys.calls();
@@ -435,11 +551,20 @@ mod tests {
             "execve /bin/sh",
         ];
         let positions: Vec<usize> = order.iter().map(|n| pos(n)).collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order: {order:?} at {positions:?}\n{calls:#?}");
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {order:?} at {positions:?}\n{calls:#?}"
+        );
         // The ro volume is remounted read-only on the mount, keeping locked flags.
         let data = pos("mount /srv/data <");
-        assert!(calls[data + 1].starts_with("mount - <") && calls[data + 1].contains("0x1027"), "{}", calls[data + 1]);
-        assert!(calls.iter().any(|c| c == "symlink <dev>/ptmx -> pts/ptmx" || c.contains("ptmx -> pts/ptmx")));
+        assert!(
+            calls[data + 1].starts_with("mount - <") && calls[data + 1].contains("0x1027"),
+            "{}",
+            calls[data + 1]
+        );
+        assert!(calls
+            .iter()
+            .any(|c| c == "symlink <dev>/ptmx -> pts/ptmx" || c.contains("ptmx -> pts/ptmx")));
     }
 
     #[test]
@@ -455,7 +580,13 @@ mod tests {
 
     #[test]
     fn fd_paths() {
-        assert_eq!(FdPath::new(0).as_cstr().to_str().unwrap(), "/proc/self/fd/0");
-        assert_eq!(FdPath::new(1234).as_cstr().to_str().unwrap(), "/proc/self/fd/1234");
+        assert_eq!(
+            FdPath::new(0).as_cstr().to_str().unwrap(),
+            "/proc/self/fd/0"
+        );
+        assert_eq!(
+            FdPath::new(1234).as_cstr().to_str().unwrap(),
+            "/proc/self/fd/1234"
+        );
     }
 }

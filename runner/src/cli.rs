@@ -97,7 +97,10 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind::*;
-            if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -108,7 +111,10 @@ pub fn main() -> ExitCode {
             if first.ends_with(':') {
                 first = format!("{first} {}", lines.next().unwrap_or(""));
             }
-            eprintln!("mrun: {} (see mrun --help)", first.strip_prefix("error: ").unwrap_or(&first));
+            eprintln!(
+                "mrun: {} (see mrun --help)",
+                first.strip_prefix("error: ").unwrap_or(&first)
+            );
             return ExitCode::from(EXIT_FAILED as u8);
         }
     };
@@ -145,17 +151,30 @@ fn volume(v: &str) -> Result<Mount> {
         [h, d] => (*h, *d, false),
         [h, d, "ro"] => (*h, *d, true),
         [h, d, "rw"] => (*h, *d, false),
-        _ => return Err(Error::invalid(format!("invalid volume specification: {v:?} (want HOST:CONTAINER[:ro])"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid volume specification: {v:?} (want HOST:CONTAINER[:ro])"
+            )))
+        }
     };
     if !host.starts_with('/') || !dest.starts_with('/') {
-        return Err(Error::invalid(format!("invalid volume specification: {v:?}: both paths must be absolute")));
+        return Err(Error::invalid(format!(
+            "invalid volume specification: {v:?}: both paths must be absolute"
+        )));
     }
     let source = PathBuf::from(host);
     if !source.exists() {
         // Docker creates a missing host directory for -v.
-        std::fs::create_dir_all(&source).map_err(|e| Error::Io { op: "create volume directory", path: source.clone(), source: e })?;
+        std::fs::create_dir_all(&source).map_err(|e| Error::Io {
+            op: "create volume directory",
+            path: source.clone(),
+            source: e,
+        })?;
     }
-    Ok(Mount { dest: dest.to_string(), kind: MountKind::Bind { source, readonly } })
+    Ok(Mount {
+        dest: dest.to_string(),
+        kind: MountKind::Bind { source, readonly },
+    })
 }
 
 fn device(d: &str) -> Result<Device> {
@@ -166,7 +185,11 @@ fn device(d: &str) -> Result<Device> {
         [h, p] if is_perms(p) => (*h, *h, *p),
         [h, c] => (*h, *c, "rwm"),
         [h, c, p] if is_perms(p) => (*h, *c, *p),
-        _ => return Err(Error::invalid(format!("invalid device specification: {d:?}"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid device specification: {d:?}"
+            )))
+        }
     };
     // Docker enforces r/w/m with the device cgroup, which minibox does not set up; and a
     // read-only bind mount does not stop writes to a device node (the kernel refuses writes
@@ -179,13 +202,23 @@ fn device(d: &str) -> Result<Device> {
     if !host.exists() {
         return Err(Error::invalid(format!("error gathering device information while adding custom device {:?}: no such file or directory", host.display().to_string())));
     }
-    Ok(Device { host, dest: dest.to_string(), readonly: !perms.contains('w') })
+    Ok(Device {
+        host,
+        dest: dest.to_string(),
+        readonly: !perms.contains('w'),
+    })
 }
 
 fn rate(s: &str) -> Result<DeviceRate> {
-    let (dev, r) = s.rsplit_once(':').ok_or_else(|| Error::invalid(format!("bad device rate {s:?} (want DEVICE:RATE)")))?;
+    let (dev, r) = s
+        .rsplit_once(':')
+        .ok_or_else(|| Error::invalid(format!("bad device rate {s:?} (want DEVICE:RATE)")))?;
     let (major, minor) = cgroup::device_numbers(std::path::Path::new(dev))?;
-    Ok(DeviceRate { major, minor, bytes_per_sec: cgroup::parse_rate(r)? })
+    Ok(DeviceRate {
+        major,
+        minor,
+        bytes_per_sec: cgroup::parse_rate(r)?,
+    })
 }
 
 /// Map the caller to root in a new user namespace, plus its /etc/subuid range when the
@@ -193,16 +226,31 @@ fn rate(s: &str) -> Result<DeviceRate> {
 pub fn rootless_maps() -> IdMaps {
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut maps = IdMaps {
-        uid: vec![IdMap { inside: 0, outside: uid, count: 1 }],
-        gid: vec![IdMap { inside: 0, outside: gid, count: 1 }],
+        uid: vec![IdMap {
+            inside: 0,
+            outside: uid,
+            count: 1,
+        }],
+        gid: vec![IdMap {
+            inside: 0,
+            outside: gid,
+            count: 1,
+        }],
     };
     // The name of our uid, not $USER: newuidmap(1) checks the ranges of the real uid's name,
     // and $USER may be stale (setpriv, su without -), naming someone else's ranges.
     let pw = unsafe { libc::getpwuid(uid) };
     let user = (!pw.is_null())
-        .then(|| unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }.to_string_lossy().into_owned())
+        .then(|| {
+            unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }
+                .to_string_lossy()
+                .into_owned()
+        })
         .or_else(|| std::env::var("USER").ok());
-    let have = |t: &str| std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()));
+    let have = |t: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()))
+    };
     if let Some(user) = user {
         if have("newuidmap") && have("newgidmap") {
             let sub = |file: &str, id: u32| -> Option<IdMap> {
@@ -210,7 +258,13 @@ pub fn rootless_maps() -> IdMaps {
                 text.lines().find_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
                     (f.len() == 3 && (f[0] == user || f[0] == id.to_string()))
-                        .then(|| Some(IdMap { inside: 1, outside: f[1].parse().ok()?, count: f[2].parse().ok()? }))
+                        .then(|| {
+                            Some(IdMap {
+                                inside: 1,
+                                outside: f[1].parse().ok()?,
+                                count: f[2].parse().ok()?,
+                            })
+                        })
                         .flatten()
                 })
             };
@@ -231,33 +285,67 @@ pub fn run(cli: Cli) -> Result<i32> {
     let root = cli
         .root
         .clone()
-        .or_else(|| std::env::var_os("MINIBOX_ROOT").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("MINIBOX_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(Store::default_root);
     let rootless = unsafe { libc::geteuid() } != 0;
     let network = match cli.net.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
-        n => return Err(Error::invalid(format!("network {n:?} is not supported here (use none or host)"))),
+        n => {
+            return Err(Error::invalid(format!(
+                "network {n:?} is not supported here (use none or host)"
+            )))
+        }
     };
     let limits = Limits {
         memory: cli.memory.as_deref().map(cgroup::parse_bytes).transpose()?,
         cpus: cli.cpus,
         pids: cli.pids_limit,
-        read_bps: cli.device_read_bps.iter().map(|s| rate(s)).collect::<Result<_>>()?,
-        write_bps: cli.device_write_bps.iter().map(|s| rate(s)).collect::<Result<_>>()?,
+        read_bps: cli
+            .device_read_bps
+            .iter()
+            .map(|s| rate(s))
+            .collect::<Result<_>>()?,
+        write_bps: cli
+            .device_write_bps
+            .iter()
+            .map(|s| rate(s))
+            .collect::<Result<_>>()?,
     };
-    let mut mounts: Vec<Mount> = cli.volume.iter().map(|v| volume(v)).collect::<Result<_>>()?;
+    let mut mounts: Vec<Mount> = cli
+        .volume
+        .iter()
+        .map(|v| volume(v))
+        .collect::<Result<_>>()?;
     for t in &cli.tmpfs {
         let (dest, options) = t.split_once(':').unwrap_or((t, ""));
         if !dest.starts_with('/') {
-            return Err(Error::invalid(format!("invalid tmpfs {t:?}: the path must be absolute")));
+            return Err(Error::invalid(format!(
+                "invalid tmpfs {t:?}: the path must be absolute"
+            )));
         }
-        mounts.push(Mount { dest: dest.to_string(), kind: MountKind::Tmpfs { options: options.to_string() } });
+        mounts.push(Mount {
+            dest: dest.to_string(),
+            kind: MountKind::Tmpfs {
+                options: options.to_string(),
+            },
+        });
     }
-    let devices = cli.device.iter().map(|d| device(d)).collect::<Result<_>>()?;
+    let devices = cli
+        .device
+        .iter()
+        .map(|d| device(d))
+        .collect::<Result<_>>()?;
 
     let store = Store::open(&root)?;
-    let (image, command) = cli.image_and_command.split_first().expect("clap requires the image");
+    let (image, command) = cli
+        .image_and_command
+        .split_first()
+        .expect("clap requires the image");
     let reference = Reference::parse(image)?;
     let img = store.image(&reference)?;
     let (layer_dirs, pins) = container::image_layers(&store, &img)?;
@@ -271,7 +359,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         workdir: cli.workdir.clone(),
         user: cli.user.clone(),
     };
-    let process = config::process(img.config.config().as_ref(), &layer_dirs, &hostname, &overrides)?;
+    let process = config::process(
+        img.config.config().as_ref(),
+        &layer_dirs,
+        &hostname,
+        &overrides,
+    )?;
     let dir = container::create_dir(&store, &id, &pins)?;
     let spec = Spec {
         layers: layer_dirs,
@@ -287,7 +380,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         userxattr: rootless,
     };
     let _ = cli.name;
-    let outcome = container::run(&spec, &RunOptions { forward_signals: true, keep: false, warn })?;
+    let outcome = container::run(
+        &spec,
+        &RunOptions {
+            forward_signals: true,
+            keep: false,
+            warn,
+        },
+    )?;
     Ok(report(&outcome))
 }
 

@@ -27,8 +27,15 @@ pub struct Overrides {
 }
 
 /// The process for `config` (the image's) with `o` applied. `layers` are bottom first.
-pub fn process(config: Option<&Config>, layers: &[PathBuf], hostname: &str, o: &Overrides) -> Result<Process> {
-    let image_entry = config.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+pub fn process(
+    config: Option<&Config>,
+    layers: &[PathBuf],
+    hostname: &str,
+    o: &Overrides,
+) -> Result<Process> {
+    let image_entry = config
+        .and_then(|c| c.entrypoint().clone())
+        .unwrap_or_default();
     let image_cmd = config.and_then(|c| c.cmd().clone()).unwrap_or_default();
     let (entry, cmd) = match &o.entrypoint {
         Some(e) if e.is_empty() => (vec![], o.command.clone()),
@@ -38,7 +45,9 @@ pub fn process(config: Option<&Config>, layers: &[PathBuf], hostname: &str, o: &
     };
     let args: Vec<String> = entry.into_iter().chain(cmd).collect();
     if args.is_empty() {
-        return Err(Error::invalid("no command specified: the image has no Entrypoint or Cmd, give one"));
+        return Err(Error::invalid(
+            "no command specified: the image has no Entrypoint or Cmd, give one",
+        ));
     }
 
     let mut env: Vec<String> = vec![format!("HOSTNAME={hostname}")];
@@ -51,7 +60,11 @@ pub fn process(config: Option<&Config>, layers: &[PathBuf], hostname: &str, o: &
         set(kv);
     }
     for f in &o.env_files {
-        for (n, line) in fs::read_to_string(f).ctx("read env file", f)?.lines().enumerate() {
+        for (n, line) in fs::read_to_string(f)
+            .ctx("read env file", f)?
+            .lines()
+            .enumerate()
+        {
             let line = line.trim_start();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -59,7 +72,11 @@ pub fn process(config: Option<&Config>, layers: &[PathBuf], hostname: &str, o: &
             match env_entry(line) {
                 Some(kv) => set(kv),
                 None if line.contains('=') => {
-                    return Err(Error::invalid(format!("{}:{}: invalid variable name", f.display(), n + 1)))
+                    return Err(Error::invalid(format!(
+                        "{}:{}: invalid variable name",
+                        f.display(),
+                        n + 1
+                    )))
                 }
                 None => {}
             }
@@ -67,7 +84,9 @@ pub fn process(config: Option<&Config>, layers: &[PathBuf], hostname: &str, o: &
     }
     for e in &o.env {
         if e.starts_with('=') || e.is_empty() {
-            return Err(Error::invalid(format!("invalid environment variable: {e:?}")));
+            return Err(Error::invalid(format!(
+                "invalid environment variable: {e:?}"
+            )));
         }
         if let Some(kv) = env_entry(e) {
             set(kv);
@@ -77,18 +96,37 @@ pub fn process(config: Option<&Config>, layers: &[PathBuf], hostname: &str, o: &
         env.push(format!("PATH={DEFAULT_PATH}"));
     }
 
-    let cwd = match o.workdir.as_deref().or(config.and_then(|c| c.working_dir().as_deref())) {
+    let cwd = match o
+        .workdir
+        .as_deref()
+        .or(config.and_then(|c| c.working_dir().as_deref()))
+    {
         None | Some("") => "/".to_string(),
         Some(w) if w.starts_with('/') => w.to_string(),
-        Some(w) => return Err(Error::invalid(format!("the working directory {w:?} is invalid, it needs to be an absolute path"))),
+        Some(w) => {
+            return Err(Error::invalid(format!(
+                "the working directory {w:?} is invalid, it needs to be an absolute path"
+            )))
+        }
     };
 
-    let user = o.user.clone().or_else(|| config.and_then(|c| c.user().clone())).unwrap_or_default();
+    let user = o
+        .user
+        .clone()
+        .or_else(|| config.and_then(|c| c.user().clone()))
+        .unwrap_or_default();
     let (uid, gid, groups, home) = resolve_user(&user, layers)?;
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={home}"));
     }
-    Ok(Process { args, env, cwd, uid, gid, groups })
+    Ok(Process {
+        args,
+        env,
+        cwd,
+        uid,
+        gid,
+        groups,
+    })
 }
 
 /// `KEY=VAL` as is; `KEY` takes the host's value or is dropped, as with `docker run -e`.
@@ -106,25 +144,50 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let passwd = layers::union::read_file(layers, "etc/passwd")?.map(|b| String::from_utf8_lossy(&b).into_owned());
-    let group = layers::union::read_file(layers, "etc/group")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let passwd = layers::union::read_file(layers, "etc/passwd")?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let group = layers::union::read_file(layers, "etc/group")?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     // name:x:uid:gid:gecos:home:shell
-    let pw: Vec<Vec<&str>> = passwd.iter().flat_map(|p| p.lines()).map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 7).collect();
-    let gr: Vec<Vec<&str>> = group.iter().flat_map(|p| p.lines()).map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4).collect();
+    let pw: Vec<Vec<&str>> = passwd
+        .iter()
+        .flat_map(|p| p.lines())
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let gr: Vec<Vec<&str>> = group
+        .iter()
+        .flat_map(|p| p.lines())
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
 
     let (uid, mut gid, name, home) = if u.is_empty() {
         let root = pw.iter().find(|f| f[2] == "0");
-        (0, 0, root.map(|f| f[0].to_string()), root.map_or("/root".to_string(), |f| f[5].to_string()))
+        (
+            0,
+            0,
+            root.map(|f| f[0].to_string()),
+            root.map_or("/root".to_string(), |f| f[5].to_string()),
+        )
     } else if let Ok(n) = u.parse::<u32>() {
         let e = pw.iter().find(|f| f[2] == u);
         let gid = e.and_then(|f| f[3].parse().ok()).unwrap_or(0);
-        (n, gid, e.map(|f| f[0].to_string()), e.map_or("/".to_string(), |f| f[5].to_string()))
+        (
+            n,
+            gid,
+            e.map(|f| f[0].to_string()),
+            e.map_or("/".to_string(), |f| f[5].to_string()),
+        )
     } else {
-        let e = pw
-            .iter()
-            .find(|f| f[0] == u)
-            .ok_or_else(|| Error::invalid(format!("unable to find user {u}: no matching entries in passwd file")))?;
-        let uid = e[2].parse().map_err(|_| Error::invalid(format!("passwd entry for {u} has a bad uid {:?}", e[2])))?;
+        let e = pw.iter().find(|f| f[0] == u).ok_or_else(|| {
+            Error::invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?;
+        let uid = e[2].parse().map_err(|_| {
+            Error::invalid(format!("passwd entry for {u} has a bad uid {:?}", e[2]))
+        })?;
         let gid = e[3].parse().unwrap_or(0);
         (uid, gid, Some(u.to_string()), e[5].to_string())
     };
@@ -135,7 +198,11 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
                 .iter()
                 .find(|f| f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| Error::invalid(format!("unable to find group {g}: no matching entries in group file")))?,
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
         };
     }
     let mut groups = Vec::new();
@@ -178,20 +245,46 @@ mod tests {
             .unwrap();
         let p = |o: Overrides| process(Some(&c), &[], "h", &o).unwrap().args;
         assert_eq!(p(Overrides::default()), ["/bin/ep", "default"]);
-        assert_eq!(p(Overrides { command: vec!["x".into()], ..Default::default() }), ["/bin/ep", "x"]);
-        assert_eq!(p(Overrides { entrypoint: Some("/bin/sh".into()), ..Default::default() }), ["/bin/sh"]);
-        assert_eq!(p(Overrides { entrypoint: Some("".into()), command: vec!["ls".into()], ..Default::default() }), ["ls"]);
+        assert_eq!(
+            p(Overrides {
+                command: vec!["x".into()],
+                ..Default::default()
+            }),
+            ["/bin/ep", "x"]
+        );
+        assert_eq!(
+            p(Overrides {
+                entrypoint: Some("/bin/sh".into()),
+                ..Default::default()
+            }),
+            ["/bin/sh"]
+        );
+        assert_eq!(
+            p(Overrides {
+                entrypoint: Some("".into()),
+                command: vec!["ls".into()],
+                ..Default::default()
+            }),
+            ["ls"]
+        );
         let e = process(None, &[], "h", &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("no command specified"));
     }
 
     #[test]
     fn env_merges_in_docker_order() {
-        let c = ConfigBuilder::default().env(vec!["A=1".to_string(), "PATH=/x".to_string()]).build().unwrap();
+        let c = ConfigBuilder::default()
+            .env(vec!["A=1".to_string(), "PATH=/x".to_string()])
+            .build()
+            .unwrap();
         std::env::set_var("MINIBOX_TEST_PASS", "through");
         let o = Overrides {
             command: vec!["true".into()],
-            env: vec!["A=2".into(), "MINIBOX_TEST_PASS".into(), "MINIBOX_TEST_UNSET_XYZ".into()],
+            env: vec![
+                "A=2".into(),
+                "MINIBOX_TEST_PASS".into(),
+                "MINIBOX_TEST_UNSET_XYZ".into(),
+            ],
             ..Default::default()
         };
         let p = process(Some(&c), &[], "box", &o).unwrap();
@@ -201,22 +294,43 @@ mod tests {
         assert_eq!(p.env_value("MINIBOX_TEST_PASS"), Some("through"));
         assert_eq!(p.env_value("MINIBOX_TEST_UNSET_XYZ"), None);
         assert_eq!(p.env_value("HOME"), Some("/root"));
-        let rel = Overrides { workdir: Some("rel".into()), ..o };
-        assert!(process(Some(&c), &[], "b", &rel).unwrap_err().to_string().contains("absolute"));
+        let rel = Overrides {
+            workdir: Some("rel".into()),
+            ..o
+        };
+        assert!(process(Some(&c), &[], "b", &rel)
+            .unwrap_err()
+            .to_string()
+            .contains("absolute"));
     }
 
     #[test]
     fn users_resolve_in_the_image_and_whiteouts_hide_files() {
         let base = layer_with(&[
-            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n"),
+            (
+                "etc/passwd",
+                "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:App:/home/app:/bin/sh\n",
+            ),
             ("etc/group", "root:x:0:\napp:x:1001:\nwheel:x:10:app,root\n"),
         ]);
         let layers = vec![base.path().to_path_buf()];
-        assert_eq!(resolve_user("app", &layers).unwrap(), (1000, 1001, vec![10], "/home/app".into()));
-        assert_eq!(resolve_user("app:wheel", &layers).unwrap(), (1000, 10, vec![], "/home/app".into()));
+        assert_eq!(
+            resolve_user("app", &layers).unwrap(),
+            (1000, 1001, vec![10], "/home/app".into())
+        );
+        assert_eq!(
+            resolve_user("app:wheel", &layers).unwrap(),
+            (1000, 10, vec![], "/home/app".into())
+        );
         // An explicit group replaces the implicit membership, as in runc's GetExecUser.
-        assert_eq!(resolve_user("1000:5", &layers).unwrap(), (1000, 5, vec![], "/home/app".into()));
-        assert_eq!(resolve_user("4242", &layers).unwrap(), (4242, 0, vec![], "/".into()));
+        assert_eq!(
+            resolve_user("1000:5", &layers).unwrap(),
+            (1000, 5, vec![], "/home/app".into())
+        );
+        assert_eq!(
+            resolve_user("4242", &layers).unwrap(),
+            (4242, 0, vec![], "/".into())
+        );
         let e = resolve_user("nobody", &layers).unwrap_err().to_string();
         assert!(e.contains("unable to find user nobody"), "{e}");
 
@@ -229,6 +343,11 @@ mod tests {
 
         // A newer layer's copy wins.
         let newer = layer_with(&[("etc/passwd", "root:x:0:0:root:/newroot:/bin/sh\n")]);
-        assert_eq!(resolve_user("", &[base.path().into(), newer.path().into()]).unwrap().3, "/newroot");
+        assert_eq!(
+            resolve_user("", &[base.path().into(), newer.path().into()])
+                .unwrap()
+                .3,
+            "/newroot"
+        );
     }
 }

@@ -64,7 +64,10 @@ pub fn image_layers(store: &Store, img: &Image) -> Result<(Vec<PathBuf>, Vec<Str
 /// Create `containers/<id>/` in the store with its pins (what GC must keep while it exists).
 pub fn create_dir(store: &Store, id: &str, pins: &[String]) -> Result<PathBuf> {
     let dir = store.root().join("containers").join(id);
-    fs::DirBuilder::new().mode(0o700).create(&dir).ctx("create", &dir)?;
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .ctx("create", &dir)?;
     let p = dir.join("pins");
     let mut f = fs::File::create(&p).ctx("create", &p)?;
     for d in pins {
@@ -133,7 +136,10 @@ fn candidates(spec: &Spec) -> Result<Vec<CString>> {
     if arg0.contains('/') {
         return Ok(vec![cstr(arg0)?]);
     }
-    let path = spec.process.env_value("PATH").unwrap_or(crate::config::DEFAULT_PATH);
+    let path = spec
+        .process
+        .env_value("PATH")
+        .unwrap_or(crate::config::DEFAULT_PATH);
     path.split(':')
         .map(|d| if d.is_empty() { "." } else { d })
         .map(|d| cstr(format!("{}/{arg0}", d.trim_end_matches('/'))))
@@ -143,31 +149,52 @@ fn candidates(spec: &Spec) -> Result<Vec<CString>> {
 /// The cgroup for the container, or None with a note when cgroups are out of reach and no
 /// limit was asked for. Asking for a limit that cannot be applied is an error: never run
 /// silently unlimited.
-fn make_cgroup(spec: &Spec, id: &str, opts: &RunOptions) -> Result<Option<(Cgroup, Vec<CgroupMount>)>> {
+fn make_cgroup(
+    spec: &Spec,
+    id: &str,
+    opts: &RunOptions,
+) -> Result<Option<(Cgroup, Vec<CgroupMount>)>> {
     let made = cgroup::detect().and_then(|h| Ok((Cgroup::create(&h, id, &spec.limits)?, h)));
     match made {
         // cgroup v1 filesystems cannot be mounted from a user namespace.
-        Ok((c, h)) if spec.userns.is_some() && matches!(h, cgroup::Hierarchy::V1 { .. }) => Ok(Some((c, vec![]))),
+        Ok((c, h)) if spec.userns.is_some() && matches!(h, cgroup::Hierarchy::V1 { .. }) => {
+            Ok(Some((c, vec![])))
+        }
         Ok((c, h)) => Ok(Some((c, CgroupMount::for_hierarchy(&h)))),
         Err(cgroup::Error::Unavailable(why)) if spec.limits.is_empty() => {
             (opts.warn)(&format!("resource limits are not available: {why}"));
             Ok(None)
         }
-        Err(cgroup::Error::Unavailable(why)) => Err(Error::invalid(format!("cannot apply the requested limits: {why}"))),
+        Err(cgroup::Error::Unavailable(why)) => Err(Error::invalid(format!(
+            "cannot apply the requested limits: {why}"
+        ))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Run `spec` to the end. The container's directory is `spec.dir` (see `create_dir`).
 pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
-    let _dir = DirGuard { dir: &spec.dir, keep: opts.keep };
+    let _dir = DirGuard {
+        dir: &spec.dir,
+        keep: opts.keep,
+    };
     match spec.process.args.first().map(String::as_str) {
         None => return Err(Error::invalid("no command specified")),
         // execvp(3) would try "$dir/" for each PATH entry and report EACCES; Docker says 127.
-        Some("") => return Err(Error::Exec { path: String::new(), errno: libc::ENOENT }),
+        Some("") => {
+            return Err(Error::Exec {
+                path: String::new(),
+                errno: libc::ENOENT,
+            })
+        }
         Some(_) => {}
     }
-    let id = spec.dir.file_name().and_then(|n| n.to_str()).unwrap_or("container").to_string();
+    let id = spec
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("container")
+        .to_string();
     let links = prepare(spec)?;
     let (mut cgroup, cgroupfs) = match make_cgroup(spec, &id, opts)? {
         Some((c, m)) => (Some(c), m),
@@ -202,7 +229,11 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
     if let Some(c) = cgroup.as_mut() {
         c.destroy()?;
     }
-    Ok(Outcome { exit: exit?, oom_killed, memory_limit })
+    Ok(Outcome {
+        exit: exit?,
+        oom_killed,
+        memory_limit,
+    })
 }
 
 #[cfg(test)]

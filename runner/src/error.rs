@@ -48,7 +48,9 @@ impl Error {
     /// Docker's exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Exec { errno, .. } if *errno == libc::ENOENT || *errno == libc::ENOTDIR => EXIT_NOT_FOUND,
+            Error::Exec { errno, .. } if *errno == libc::ENOENT || *errno == libc::ENOTDIR => {
+                EXIT_NOT_FOUND
+            }
             Error::Exec { .. } => EXIT_CANNOT_EXEC,
             _ => EXIT_FAILED,
         }

@@ -118,7 +118,15 @@ fn decode(buf: &[u8]) -> Error {
 fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
-    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } < 0
+    {
         return Err(Error::last_os("socketpair"));
     }
     // SAFETY: both were just returned by the kernel and are owned by nobody else.
@@ -127,7 +135,12 @@ fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Clone the child into `flags` namespaces, set it up as `plan` says and exec it. Returns
 /// once the command runs; a failure before exec is returned as the error it was.
-pub fn spawn(plan: &Plan, flags: u64, userns: Option<&IdMaps>, cgroup: Option<&Cgroup>) -> Result<Child> {
+pub fn spawn(
+    plan: &Plan,
+    flags: u64,
+    userns: Option<&IdMaps>,
+    cgroup: Option<&Cgroup>,
+) -> Result<Child> {
     let (parent_sock, child_sock) = socketpair()?;
     let cgroup_fd = match cgroup.and_then(|c| c.v2_dir()) {
         Some(dir) => Some(std::fs::File::open(dir).ctx("open cgroup", dir)?),
@@ -147,17 +160,31 @@ pub fn spawn(plan: &Plan, flags: u64, userns: Option<&IdMaps>, cgroup: Option<&C
     let parent_pid = std::process::id() as i32;
     // SAFETY: clone3 without a stack behaves like fork: the child runs on a copy of this
     // stack. From here to execve it only makes raw system calls on data prepared above.
-    let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     if pid < 0 {
         return Err(Error::Sys("clone3", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        child_main(plan, child_sock.as_raw_fd(), parent_sock.as_raw_fd(), parent_pid);
+        child_main(
+            plan,
+            child_sock.as_raw_fd(),
+            parent_sock.as_raw_fd(),
+            parent_pid,
+        );
     }
     let pid = pid as i32;
     drop(child_sock);
     // SAFETY: CLONE_PIDFD stored a new descriptor owned by us.
-    let child = Child { pid, pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) } };
+    let child = Child {
+        pid,
+        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+    };
     let released = (|| {
         if let Some(maps) = userns {
             write_id_maps(pid, maps)?;
@@ -199,7 +226,13 @@ fn child_main(plan: &Plan, sock: c_int, other: c_int, parent_pid: i32) -> ! {
     unsafe {
         libc::close(other);
         // Die with mrun; and if mrun died before this line, do not run unsupervised.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         if libc::getppid() != parent_pid && libc::getppid() != 0 {
             libc::_exit(EXIT_FAILED);
         }
@@ -224,7 +257,13 @@ impl Child {
     pub fn kill(&self, sig: c_int) {
         // pidfd_send_signal targets exactly our child, never a recycled pid.
         unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
         };
     }
 
@@ -235,8 +274,16 @@ impl Child {
         let sigfd = if forward { Some(signalfd()?) } else { None };
         loop {
             let mut fds = [
-                libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: sigfd.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 },
+                libc::pollfd {
+                    fd: self.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sigfd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             // SAFETY: fds is a valid array of two pollfds.
             let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
@@ -249,7 +296,13 @@ impl Child {
             if fds[1].revents & libc::POLLIN != 0 {
                 if let Some(fd) = &sigfd {
                     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of_val(&info)) };
+                    let n = unsafe {
+                        libc::read(
+                            fd.as_raw_fd(),
+                            (&mut info as *mut libc::signalfd_siginfo).cast(),
+                            std::mem::size_of_val(&info),
+                        )
+                    };
                     if n == std::mem::size_of_val(&info) as isize {
                         self.kill(info.ssi_signo as c_int);
                     }
@@ -258,7 +311,14 @@ impl Child {
             if fds[0].revents & libc::POLLIN != 0 {
                 let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
                 // SAFETY: waitid on our own pidfd with a valid siginfo.
-                let r = unsafe { libc::waitid(libc::P_PIDFD, self.pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+                let r = unsafe {
+                    libc::waitid(
+                        libc::P_PIDFD,
+                        self.pidfd.as_raw_fd() as libc::id_t,
+                        &mut info,
+                        libc::WEXITED,
+                    )
+                };
                 if r < 0 {
                     if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                         continue;
@@ -307,7 +367,9 @@ fn signalfd() -> Result<OwnedFd> {
 }
 
 fn map_text(maps: &[IdMap]) -> String {
-    maps.iter().map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count)).collect()
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect()
 }
 
 /// Write the child's uid and gid maps (user_namespaces(7)). An unprivileged writer must
@@ -321,23 +383,34 @@ pub fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<()> {
     let only_self = |m: &[IdMap], id: u32| m.len() == 1 && m[0].outside == id && m[0].count == 1;
     if euid == 0 || (only_self(&maps.uid, euid) && only_self(&maps.gid, egid)) {
         if euid != 0 {
-            std::fs::write(format!("{proc}/setgroups"), "deny").ctx("write", format!("{proc}/setgroups"))?;
+            std::fs::write(format!("{proc}/setgroups"), "deny")
+                .ctx("write", format!("{proc}/setgroups"))?;
         }
-        std::fs::write(format!("{proc}/gid_map"), map_text(&maps.gid)).ctx("write", format!("{proc}/gid_map"))?;
-        std::fs::write(format!("{proc}/uid_map"), map_text(&maps.uid)).ctx("write", format!("{proc}/uid_map"))?;
+        std::fs::write(format!("{proc}/gid_map"), map_text(&maps.gid))
+            .ctx("write", format!("{proc}/gid_map"))?;
+        std::fs::write(format!("{proc}/uid_map"), map_text(&maps.uid))
+            .ctx("write", format!("{proc}/uid_map"))?;
         return Ok(());
     }
     for (tool, m) in [("newgidmap", &maps.gid), ("newuidmap", &maps.uid)] {
         let mut c = std::process::Command::new(tool);
         c.arg(pid.to_string());
         for x in m.iter() {
-            c.args([x.inside.to_string(), x.outside.to_string(), x.count.to_string()]);
+            c.args([
+                x.inside.to_string(),
+                x.outside.to_string(),
+                x.count.to_string(),
+            ]);
         }
         let o = c.output().map_err(|e| Error::Sys(tool, e))?;
         if !o.status.success() {
             let msg = String::from_utf8_lossy(&o.stderr).trim().to_string();
             // The helpers name themselves in their messages already.
-            let msg = if msg.starts_with(tool) { msg } else { format!("{tool}: {msg}") };
+            let msg = if msg.starts_with(tool) {
+                msg
+            } else {
+                format!("{tool}: {msg}")
+            };
             return Err(Error::invalid(msg.replace('\n', " ")));
         }
     }
@@ -357,10 +430,21 @@ mod tests {
     #[test]
     fn clone_flags_follow_the_options() {
         let all = clone_flags(true, true);
-        for f in [libc::CLONE_NEWUSER, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS, libc::CLONE_NEWNET, libc::CLONE_NEWPID, libc::CLONE_NEWNS] {
+        for f in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWNS,
+        ] {
             assert_ne!(all & f as u64, 0);
         }
-        assert_eq!(all & libc::CLONE_NEWCGROUP as u64, 0, "cgroupns is unshared by the child, once in its cgroup");
+        assert_eq!(
+            all & libc::CLONE_NEWCGROUP as u64,
+            0,
+            "cgroupns is unshared by the child, once in its cgroup"
+        );
         assert_eq!(clone_flags(false, true) & libc::CLONE_NEWUSER as u64, 0);
         assert_eq!(clone_flags(true, false) & libc::CLONE_NEWNET as u64, 0);
     }
@@ -377,12 +461,18 @@ mod tests {
         let mut buf = vec![MSG_SETUP];
         buf.extend_from_slice(&libc::EPERM.to_le_bytes());
         buf.extend_from_slice(b"mount proc on /proc");
-        assert_eq!(decode(&buf).to_string(), "mount proc on /proc: operation not permitted");
+        assert_eq!(
+            decode(&buf).to_string(),
+            "mount proc on /proc: operation not permitted"
+        );
         let mut buf = vec![MSG_EXEC];
         buf.extend_from_slice(&libc::ENOENT.to_le_bytes());
         buf.extend_from_slice(b"nosuch");
         let e = decode(&buf);
-        assert_eq!(e.to_string(), "exec nosuch: executable file not found in $PATH");
+        assert_eq!(
+            e.to_string(),
+            "exec nosuch: executable file not found in $PATH"
+        );
         assert_eq!(e.exit_code(), 127);
     }
 }

@@ -47,9 +47,15 @@ pub enum Step {
         remount_ro: bool,
     },
     /// Make an existing mount read-only (MS_REMOUNT|MS_BIND: this mount only).
-    RemountRo { what: CString, target: Target },
+    RemountRo {
+        what: CString,
+        target: Target,
+    },
     Mkdir(Target),
-    Symlink { target: CString, link: Target },
+    Symlink {
+        target: CString,
+        link: Target,
+    },
 }
 
 #[derive(Debug)]
@@ -66,7 +72,12 @@ pub struct Rootfs {
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>) -> Result<CString> {
-    CString::new(s.as_ref()).map_err(|_| Error::invalid(format!("{:?}: contains a NUL byte", String::from_utf8_lossy(s.as_ref()))))
+    CString::new(s.as_ref()).map_err(|_| {
+        Error::invalid(format!(
+            "{:?}: contains a NUL byte",
+            String::from_utf8_lossy(s.as_ref())
+        ))
+    })
 }
 
 fn path_bytes(p: &Path) -> &[u8] {
@@ -81,12 +92,18 @@ pub fn target(dest: &str, file: bool) -> Result<Target> {
     for c in dest.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(Error::invalid(format!("{dest}: destination must not contain '..'"))),
+            ".." => {
+                return Err(Error::invalid(format!(
+                    "{dest}: destination must not contain '..'"
+                )))
+            }
             c => parts.push(c),
         }
     }
     if parts.is_empty() {
-        return Err(Error::invalid(format!("{dest:?}: cannot mount over the container's root")));
+        return Err(Error::invalid(format!(
+            "{dest:?}: cannot mount over the container's root"
+        )));
     }
     let mut steps = Vec::new();
     for i in 0..parts.len() {
@@ -100,7 +117,15 @@ pub fn target(dest: &str, file: bool) -> Result<Target> {
     })
 }
 
-fn mount(what: &str, source: Option<&[u8]>, fstype: Option<&str>, flags: u64, data: Option<&str>, dest: &str, file: bool) -> Result<Step> {
+fn mount(
+    what: &str,
+    source: Option<&[u8]>,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+    dest: &str,
+    file: bool,
+) -> Result<Step> {
     Ok(Step::Mount {
         what: cstr(what)?,
         source: source.map(cstr).transpose()?,
@@ -155,7 +180,10 @@ impl CgroupMount {
     pub fn for_hierarchy(h: &crate::cgroup::Hierarchy) -> Vec<CgroupMount> {
         use crate::cgroup::Hierarchy;
         match h {
-            Hierarchy::V2 { .. } => vec![CgroupMount { name: String::new(), controllers: String::new() }],
+            Hierarchy::V2 { .. } => vec![CgroupMount {
+                name: String::new(),
+                controllers: String::new(),
+            }],
             Hierarchy::V1 { controllers } => {
                 let mut by_mount: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
                 for (c, m) in controllers {
@@ -165,7 +193,10 @@ impl CgroupMount {
                     .into_iter()
                     .filter_map(|(mount, cs)| {
                         let name = mount.file_name()?.to_str()?.to_string();
-                        Some(CgroupMount { name, controllers: cs.join(",") })
+                        Some(CgroupMount {
+                            name,
+                            controllers: cs.join(","),
+                        })
                     })
                     .collect()
             }
@@ -175,7 +206,12 @@ impl CgroupMount {
 
 impl Rootfs {
     /// `links` are the short link names (relative to `links_dir`) of the layers, bottom first.
-    pub fn plan(spec: &Spec, links_dir: &Path, links: &[String], cgroups: &[CgroupMount]) -> Result<Rootfs> {
+    pub fn plan(
+        spec: &Spec,
+        links_dir: &Path,
+        links: &[String],
+        cgroups: &[CgroupMount],
+    ) -> Result<Rootfs> {
         let upper = spec.dir.join("upper");
         let work = spec.dir.join("work");
         let merged = spec.dir.join("merged");
@@ -211,7 +247,15 @@ impl Rootfs {
         }
 
         let mut steps = Vec::new();
-        steps.push(mount("mount proc on /proc", Some(b"proc"), Some("proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "proc", false)?);
+        steps.push(mount(
+            "mount proc on /proc",
+            Some(b"proc"),
+            Some("proc"),
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            None,
+            "proc",
+            false,
+        )?);
         match spec.network {
             // sysfs shows the network namespace of whoever mounts it: only with our own.
             Network::None => steps.push(mount(
@@ -224,7 +268,15 @@ impl Rootfs {
                 false,
             )?),
             Network::Host => {
-                let mut s = mount("bind /sys on /sys", Some(b"/sys"), None, MS_BIND | MS_REC, None, "sys", false)?;
+                let mut s = mount(
+                    "bind /sys on /sys",
+                    Some(b"/sys"),
+                    None,
+                    MS_BIND | MS_REC,
+                    None,
+                    "sys",
+                    false,
+                )?;
                 if let Step::Mount { remount_ro, .. } = &mut s {
                     *remount_ro = true;
                 }
@@ -234,23 +286,66 @@ impl Rootfs {
         let ro = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
         for c in cgroups {
             if c.name.is_empty() {
-                steps.push(mount("mount cgroup2 on /sys/fs/cgroup", Some(b"cgroup2"), Some("cgroup2"), ro, None, "sys/fs/cgroup", false)?);
+                steps.push(mount(
+                    "mount cgroup2 on /sys/fs/cgroup",
+                    Some(b"cgroup2"),
+                    Some("cgroup2"),
+                    ro,
+                    None,
+                    "sys/fs/cgroup",
+                    false,
+                )?);
                 continue;
             }
             if c == &cgroups[0] {
-                steps.push(mount("mount tmpfs on /sys/fs/cgroup", Some(b"tmpfs"), Some("tmpfs"), MS_NOSUID | MS_NODEV | MS_NOEXEC, Some("mode=755"), "sys/fs/cgroup", false)?);
+                steps.push(mount(
+                    "mount tmpfs on /sys/fs/cgroup",
+                    Some(b"tmpfs"),
+                    Some("tmpfs"),
+                    MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    Some("mode=755"),
+                    "sys/fs/cgroup",
+                    false,
+                )?);
             }
             let dest = format!("/sys/fs/cgroup/{}", c.name);
-            steps.push(mount(&format!("mount cgroup on {dest}"), Some(b"cgroup"), Some("cgroup"), ro, Some(&c.controllers), &dest, false)?);
+            steps.push(mount(
+                &format!("mount cgroup on {dest}"),
+                Some(b"cgroup"),
+                Some("cgroup"),
+                ro,
+                Some(&c.controllers),
+                &dest,
+                false,
+            )?);
         }
         if cgroups.len() > 1 || cgroups.first().is_some_and(|c| !c.name.is_empty()) {
             // The tmpfs holding the v1 mount points goes read-only once they are made.
-            steps.push(Step::RemountRo { what: cstr("remount /sys/fs/cgroup read-only")?, target: target("sys/fs/cgroup", false)? });
+            steps.push(Step::RemountRo {
+                what: cstr("remount /sys/fs/cgroup read-only")?,
+                target: target("sys/fs/cgroup", false)?,
+            });
         }
-        steps.push(mount("mount tmpfs on /dev", Some(b"tmpfs"), Some("tmpfs"), MS_NOSUID | MS_STRICTATIME, Some("mode=755,size=65536k"), "dev", false)?);
+        steps.push(mount(
+            "mount tmpfs on /dev",
+            Some(b"tmpfs"),
+            Some("tmpfs"),
+            MS_NOSUID | MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+            "dev",
+            false,
+        )?);
         for d in DEVICES {
             let host = format!("/dev/{d}");
-            steps.push(mount(&format!("bind {host} on {host}"), Some(host.as_bytes()), None, MS_BIND, None, &host, true)?);
+            steps.push(mount(
+                &format!("bind {host} on {host}"),
+                Some(host.as_bytes()),
+                None,
+                MS_BIND,
+                None,
+                &host,
+                true,
+            )?);
         }
         for (link, to) in [
             ("dev/fd", "/proc/self/fd"),
@@ -259,7 +354,10 @@ impl Rootfs {
             ("dev/stderr", "/proc/self/fd/2"),
             ("dev/ptmx", "pts/ptmx"),
         ] {
-            steps.push(Step::Symlink { target: cstr(to)?, link: target(link, true)? });
+            steps.push(Step::Symlink {
+                target: cstr(to)?,
+                link: target(link, true)?,
+            });
         }
         steps.push(mount(
             "mount devpts on /dev/pts",
@@ -270,8 +368,24 @@ impl Rootfs {
             "dev/pts",
             false,
         )?);
-        steps.push(mount("mount tmpfs on /dev/shm", Some(b"shm"), Some("tmpfs"), MS_NOSUID | MS_NODEV | MS_NOEXEC, Some("mode=1777,size=65536k"), "dev/shm", false)?);
-        steps.push(mount("mount mqueue on /dev/mqueue", Some(b"mqueue"), Some("mqueue"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "dev/mqueue", false)?);
+        steps.push(mount(
+            "mount tmpfs on /dev/shm",
+            Some(b"shm"),
+            Some("tmpfs"),
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            Some("mode=1777,size=65536k"),
+            "dev/shm",
+            false,
+        )?);
+        steps.push(mount(
+            "mount mqueue on /dev/mqueue",
+            Some(b"mqueue"),
+            Some("mqueue"),
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            None,
+            "dev/mqueue",
+            false,
+        )?);
 
         for m in &spec.mounts {
             match &m.kind {
@@ -293,7 +407,15 @@ impl Rootfs {
                 }
                 MountKind::Tmpfs { options } => {
                     let (flags, data) = tmpfs_options(options);
-                    steps.push(mount(&format!("mount tmpfs on {}", m.dest), Some(b"tmpfs"), Some("tmpfs"), flags, Some(&data), &m.dest, false)?);
+                    steps.push(mount(
+                        &format!("mount tmpfs on {}", m.dest),
+                        Some(b"tmpfs"),
+                        Some("tmpfs"),
+                        flags,
+                        Some(&data),
+                        &m.dest,
+                        false,
+                    )?);
                 }
             }
         }
@@ -335,7 +457,11 @@ mod tests {
         let t = target("/dev//./pts/", false).unwrap();
         assert_eq!(t.rel.to_str().unwrap(), "dev/pts");
         assert_eq!(t.shown.to_str().unwrap(), "/dev/pts");
-        let steps: Vec<_> = t.steps.iter().map(|(a, b)| (a.to_str().unwrap(), b.to_str().unwrap())).collect();
+        let steps: Vec<_> = t
+            .steps
+            .iter()
+            .map(|(a, b)| (a.to_str().unwrap(), b.to_str().unwrap()))
+            .collect();
         assert_eq!(steps, vec![("dev", "dev"), ("dev/pts", "pts")]);
         assert!(target("/a/../../etc", false).is_err());
         assert!(target("/", false).is_err());
@@ -343,8 +469,14 @@ mod tests {
 
     #[test]
     fn tmpfs_options_follow_docker() {
-        assert_eq!(tmpfs_options(""), (MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777".into()));
-        assert_eq!(tmpfs_options("exec,size=1m,mode=755"), (MS_NOSUID | MS_NODEV, "size=1m,mode=755".into()));
+        assert_eq!(
+            tmpfs_options(""),
+            (MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777".into())
+        );
+        assert_eq!(
+            tmpfs_options("exec,size=1m,mode=755"),
+            (MS_NOSUID | MS_NODEV, "size=1m,mode=755".into())
+        );
         assert_eq!(tmpfs_options("ro").0 & MS_RDONLY, MS_RDONLY);
     }
 }

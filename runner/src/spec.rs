@@ -40,7 +40,10 @@ pub struct Process {
 
 impl Process {
     pub fn env_value(&self, key: &str) -> Option<&str> {
-        self.env.iter().rev().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        self.env
+            .iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
     }
 }
 

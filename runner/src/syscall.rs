@@ -10,7 +10,14 @@ use std::ffi::{c_char, c_int, CStr};
 pub type SysResult<T = ()> = Result<T, i32>;
 
 pub trait Sys {
-    fn mount(&self, src: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: u64, data: Option<&CStr>) -> SysResult;
+    fn mount(
+        &self,
+        src: Option<&CStr>,
+        target: &CStr,
+        fstype: Option<&CStr>,
+        flags: u64,
+        data: Option<&CStr>,
+    ) -> SysResult;
     fn umount2(&self, target: &CStr, flags: c_int) -> SysResult;
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult;
     fn chdir(&self, path: &CStr) -> SysResult;
@@ -18,7 +25,14 @@ pub trait Sys {
     fn unshare(&self, flags: c_int) -> SysResult;
     fn sethostname(&self, name: &[u8]) -> SysResult;
     /// openat2(2) with `resolve` flags; returns the new fd.
-    fn openat2(&self, dirfd: c_int, path: &CStr, flags: u64, mode: u64, resolve: u64) -> SysResult<c_int>;
+    fn openat2(
+        &self,
+        dirfd: c_int,
+        path: &CStr,
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    ) -> SysResult<c_int>;
     fn mkdirat(&self, dirfd: c_int, name: &CStr, mode: u32) -> SysResult;
     fn symlinkat(&self, target: &CStr, dirfd: c_int, name: &CStr) -> SysResult;
     fn close(&self, fd: c_int);
@@ -37,12 +51,14 @@ pub trait Sys {
     /// Default signal dispositions and an empty mask (ignored signals survive execve, and
     /// Rust ignores SIGPIPE), every fd from 3 up close-on-exec.
     fn prepare_exec(&self) -> SysResult;
-    /// Returns only on failure, with the errno.
-    fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> i32;
+    /// Returns only on failure, with the errno. `argv` and `envp` end with a null pointer.
+    fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> i32;
 }
 
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn check(r: c_int) -> SysResult {
@@ -61,15 +77,33 @@ fn ptr(s: Option<&CStr>) -> *const c_char {
 pub struct Linux;
 
 impl Sys for Linux {
-    fn mount(&self, src: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: u64, data: Option<&CStr>) -> SysResult {
+    fn mount(
+        &self,
+        src: Option<&CStr>,
+        target: &CStr,
+        fstype: Option<&CStr>,
+        flags: u64,
+        data: Option<&CStr>,
+    ) -> SysResult {
         // SAFETY: all pointers are NUL-terminated strings or null, valid for the call.
-        check(unsafe { libc::mount(ptr(src), target.as_ptr(), ptr(fstype), flags, ptr(data).cast()) })
+        check(unsafe {
+            libc::mount(
+                ptr(src),
+                target.as_ptr(),
+                ptr(fstype),
+                flags,
+                ptr(data).cast(),
+            )
+        })
     }
     fn umount2(&self, target: &CStr, flags: c_int) -> SysResult {
         check(unsafe { libc::umount2(target.as_ptr(), flags) })
     }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult {
-        check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) } as c_int)
+        check(
+            unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }
+                as c_int,
+        )
     }
     fn chdir(&self, path: &CStr) -> SysResult {
         check(unsafe { libc::chdir(path.as_ptr()) })
@@ -83,7 +117,14 @@ impl Sys for Linux {
     fn sethostname(&self, name: &[u8]) -> SysResult {
         check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
     }
-    fn openat2(&self, dirfd: c_int, path: &CStr, flags: u64, mode: u64, resolve: u64) -> SysResult<c_int> {
+    fn openat2(
+        &self,
+        dirfd: c_int,
+        path: &CStr,
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    ) -> SysResult<c_int> {
         // struct open_how (openat2(2)); libc's is non-exhaustive, so spelled out here.
         #[repr(C)]
         struct OpenHow {
@@ -91,10 +132,20 @@ impl Sys for Linux {
             mode: u64,
             resolve: u64,
         }
-        let how = OpenHow { flags, mode, resolve };
+        let how = OpenHow {
+            flags,
+            mode,
+            resolve,
+        };
         // SAFETY: `how` is a valid open_how of the size passed.
         let r = unsafe {
-            libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
         };
         if r < 0 {
             Err(errno())
@@ -115,7 +166,13 @@ impl Sys for Linux {
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         check(unsafe { libc::fstatvfs(fd, &mut st) })?;
         // The ST_* values equal the MS_* ones they report (statvfs(3)).
-        let known = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_RELATIME;
+        let known = libc::MS_RDONLY
+            | libc::MS_NOSUID
+            | libc::MS_NODEV
+            | libc::MS_NOEXEC
+            | libc::MS_NOATIME
+            | libc::MS_NODIRATIME
+            | libc::MS_RELATIME;
         Ok(st.f_flag & known)
     }
     fn loopback_up(&self) -> SysResult {
@@ -138,10 +195,20 @@ impl Sys for Linux {
     fn drop_bounding(&self, keep: u64, last_cap: u32) -> SysResult {
         for cap in 0..=last_cap {
             if keep & (1 << cap) == 0 {
-                check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })?;
+                check(unsafe {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+                })?;
             }
         }
-        check(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) })
+        check(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        })
     }
     fn set_ids(&self, uid: u32, gid: u32, groups: Option<&[libc::gid_t]>) -> SysResult {
         if let Some(g) = groups {
@@ -164,12 +231,23 @@ impl Sys for Linux {
             inheritable: u32,
         }
         const VERSION_3: u32 = 0x2008_0522;
-        let h = Header { version: VERSION_3, pid: 0 };
+        let h = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
         let lo = effective as u32;
         let hi = (effective >> 32) as u32;
         let d = [
-            Data { effective: lo, permitted: lo, inheritable: 0 },
-            Data { effective: hi, permitted: hi, inheritable: 0 },
+            Data {
+                effective: lo,
+                permitted: lo,
+                inheritable: 0,
+            },
+            Data {
+                effective: hi,
+                permitted: hi,
+                inheritable: 0,
+            },
         ];
         check(unsafe { libc::syscall(libc::SYS_capset, &h as *const Header, d.as_ptr()) } as c_int)
     }
@@ -185,15 +263,29 @@ impl Sys for Linux {
             }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            check(libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()))?;
+            check(libc::pthread_sigmask(
+                libc::SIG_SETMASK,
+                &set,
+                std::ptr::null_mut(),
+            ))?;
             // CVE-2024-21626: no fd of ours may reach the container (a leaked directory fd
             // is a way back to the host's filesystem through /proc/self/fd).
-            check(libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) as c_int)
+            check(libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) as c_int)
         }
     }
-    fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> i32 {
-        unsafe { libc::execve(path.as_ptr(), argv, envp) };
-        errno()
+    fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> i32 {
+        if argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()) {
+            // SAFETY: both arrays are null-terminated and point at the plan's C strings.
+            unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            errno()
+        } else {
+            libc::EINVAL
+        }
     }
 }
 
@@ -215,7 +307,10 @@ impl Recording {
 
     fn show(&self, s: &CStr) -> String {
         let s = s.to_string_lossy().into_owned();
-        if let Some(n) = s.strip_prefix("/proc/self/fd/").and_then(|n| n.parse::<c_int>().ok()) {
+        if let Some(n) = s
+            .strip_prefix("/proc/self/fd/")
+            .and_then(|n| n.parse::<c_int>().ok())
+        {
             if let Some(p) = self.fds.borrow().get((n - Self::FD_BASE) as usize) {
                 return format!("<{p}>");
             }
@@ -227,7 +322,11 @@ impl Recording {
         if dirfd == libc::AT_FDCWD {
             return ".".into();
         }
-        self.fds.borrow().get((dirfd - Self::FD_BASE) as usize).cloned().unwrap_or_else(|| format!("fd{dirfd}"))
+        self.fds
+            .borrow()
+            .get((dirfd - Self::FD_BASE) as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("fd{dirfd}"))
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -237,7 +336,14 @@ impl Recording {
 
 #[cfg(test)]
 impl Sys for Recording {
-    fn mount(&self, src: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: u64, data: Option<&CStr>) -> SysResult {
+    fn mount(
+        &self,
+        src: Option<&CStr>,
+        target: &CStr,
+        fstype: Option<&CStr>,
+        flags: u64,
+        data: Option<&CStr>,
+    ) -> SysResult {
         let s = |o: Option<&CStr>| o.map(|c| self.show(c)).unwrap_or_else(|| "-".into());
         self.calls.borrow_mut().push(format!(
             "mount {} {} {} {:#x} {}",
@@ -250,19 +356,29 @@ impl Sys for Recording {
         Ok(())
     }
     fn umount2(&self, target: &CStr, flags: c_int) -> SysResult {
-        self.calls.borrow_mut().push(format!("umount2 {} {flags:#x}", self.show(target)));
+        self.calls
+            .borrow_mut()
+            .push(format!("umount2 {} {flags:#x}", self.show(target)));
         Ok(())
     }
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult {
-        self.calls.borrow_mut().push(format!("pivot_root {} {}", self.show(new_root), self.show(put_old)));
+        self.calls.borrow_mut().push(format!(
+            "pivot_root {} {}",
+            self.show(new_root),
+            self.show(put_old)
+        ));
         Ok(())
     }
     fn chdir(&self, path: &CStr) -> SysResult {
-        self.calls.borrow_mut().push(format!("chdir {}", self.show(path)));
+        self.calls
+            .borrow_mut()
+            .push(format!("chdir {}", self.show(path)));
         Ok(())
     }
     fn fchdir(&self, fd: c_int) -> SysResult {
-        self.calls.borrow_mut().push(format!("fchdir <{}>", self.path_of(fd)));
+        self.calls
+            .borrow_mut()
+            .push(format!("fchdir <{}>", self.path_of(fd)));
         Ok(())
     }
     fn unshare(&self, flags: c_int) -> SysResult {
@@ -270,14 +386,29 @@ impl Sys for Recording {
         Ok(())
     }
     fn sethostname(&self, name: &[u8]) -> SysResult {
-        self.calls.borrow_mut().push(format!("sethostname {}", String::from_utf8_lossy(name)));
+        self.calls
+            .borrow_mut()
+            .push(format!("sethostname {}", String::from_utf8_lossy(name)));
         Ok(())
     }
-    fn openat2(&self, dirfd: c_int, path: &CStr, _flags: u64, _mode: u64, _resolve: u64) -> SysResult<c_int> {
+    fn openat2(
+        &self,
+        dirfd: c_int,
+        path: &CStr,
+        _flags: u64,
+        _mode: u64,
+        _resolve: u64,
+    ) -> SysResult<c_int> {
         let base = self.path_of(dirfd);
         let p = path.to_string_lossy();
-        let full = if p.is_empty() || p == "." { base.clone() } else if base == "." || base == "/" { p.to_string() } else { format!("{base}/{p}") };
-        if self.missing.borrow().iter().any(|m| *m == full) {
+        let full = if p.is_empty() || p == "." {
+            base.clone()
+        } else if base == "." || base == "/" {
+            p.to_string()
+        } else {
+            format!("{base}/{p}")
+        };
+        if self.missing.borrow().contains(&full) {
             return Err(libc::ENOENT);
         }
         let mut fds = self.fds.borrow_mut();
@@ -289,12 +420,18 @@ impl Sys for Recording {
         let full = format!("{base}/{}", name.to_string_lossy());
         let full = full.trim_start_matches("./").to_string();
         self.missing.borrow_mut().retain(|m| *m != full);
-        self.calls.borrow_mut().push(format!("mkdir {full} {mode:o}"));
+        self.calls
+            .borrow_mut()
+            .push(format!("mkdir {full} {mode:o}"));
         Ok(())
     }
     fn symlinkat(&self, target: &CStr, dirfd: c_int, name: &CStr) -> SysResult {
         let base = self.path_of(dirfd);
-        self.calls.borrow_mut().push(format!("symlink {base}/{} -> {}", name.to_string_lossy(), target.to_string_lossy()));
+        self.calls.borrow_mut().push(format!(
+            "symlink {base}/{} -> {}",
+            name.to_string_lossy(),
+            target.to_string_lossy()
+        ));
         Ok(())
     }
     fn close(&self, _fd: c_int) {}
@@ -310,7 +447,9 @@ impl Sys for Recording {
         Ok(())
     }
     fn set_ids(&self, uid: u32, gid: u32, groups: Option<&[libc::gid_t]>) -> SysResult {
-        self.calls.borrow_mut().push(format!("ids {uid}:{gid} groups {groups:?}"));
+        self.calls
+            .borrow_mut()
+            .push(format!("ids {uid}:{gid} groups {groups:?}"));
         Ok(())
     }
     fn set_caps(&self, effective: u64) -> SysResult {
@@ -325,8 +464,10 @@ impl Sys for Recording {
         self.calls.borrow_mut().push("prepare exec".into());
         Ok(())
     }
-    fn execve(&self, path: &CStr, _argv: *const *const c_char, _envp: *const *const c_char) -> i32 {
-        self.calls.borrow_mut().push(format!("execve {}", path.to_string_lossy()));
+    fn execve(&self, path: &CStr, _argv: &[*const c_char], _envp: &[*const c_char]) -> i32 {
+        self.calls
+            .borrow_mut()
+            .push(format!("execve {}", path.to_string_lossy()));
         libc::ENOENT
     }
 }

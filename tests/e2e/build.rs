@@ -1260,7 +1260,12 @@ fn quiet_prints_only_the_image_id() {
 #[test]
 fn a_fully_cached_rebuild_is_the_same_image_even_without_source_date_epoch() {
     let Some(env) = setup() else { return };
-    let ctx = context(&env, "ctx", "FROM base:1\nENV A=1\nADD a.txt /a.txt\nRUN echo ran\nLABEL x=y\n", &[("a.txt", "a\n")]);
+    let ctx = context(
+        &env,
+        "ctx",
+        "FROM base:1\nENV A=1\nADD a.txt /a.txt\nRUN echo ran\nLABEL x=y\n",
+        &[("a.txt", "a\n")],
+    );
     let go = |extra: &[&str]| {
         let mut args = vec!["-t", "same:1"];
         args.extend_from_slice(extra);
@@ -1272,8 +1277,16 @@ fn a_fully_cached_rebuild_is_the_same_image_even_without_source_date_epoch() {
     let first = go(&[]);
     // History times have a resolution of one second: let the clock move on.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let blobs = std::fs::read_dir(env.root.join("blobs/sha256")).unwrap().count();
+    let blobs = std::fs::read_dir(env.root.join("blobs/sha256"))
+        .unwrap()
+        .count();
     assert_eq!(go(&[]), first, "a cached rebuild made a new image");
-    assert_eq!(std::fs::read_dir(env.root.join("blobs/sha256")).unwrap().count(), blobs, "a cached rebuild wrote new blobs");
+    assert_eq!(
+        std::fs::read_dir(env.root.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        blobs,
+        "a cached rebuild wrote new blobs"
+    );
     assert_ne!(go(&["--no-cache"]), first, "--no-cache rebuilt nothing new");
 }

@@ -18,7 +18,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("minibox-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("minibox-e2e-")
+            .tempdir()
+            .unwrap();
         let root = dir.path().join("store");
         Env { dir, root }
     }
@@ -56,7 +59,12 @@ impl Env {
     {
         let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let o = self.mbuild(&args);
-        assert!(o.status.success(), "mbuild {args:?} failed: {}\n{}", o.status, text(&o.stderr));
+        assert!(
+            o.status.success(),
+            "mbuild {args:?} failed: {}\n{}",
+            o.status,
+            text(&o.stderr)
+        );
         text(&o.stdout)
     }
 }
@@ -64,7 +72,11 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         // Layer directories are read-only trees; make them writable so TempDir can go.
-        let _ = Command::new("chmod").arg("-R").arg("u+rwx").arg(self.dir.path()).status();
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+rwx")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -74,11 +86,19 @@ pub fn text(b: &[u8]) -> String {
 
 /// Assert failure with exactly one line on stderr containing `needle`; returns that line.
 pub fn assert_one_line_error(o: &Output, needle: &str) -> String {
-    assert!(!o.status.success(), "expected failure, got success: {}", text(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        text(&o.stdout)
+    );
     let err = text(&o.stderr);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {err:?}");
-    assert!(lines[0].contains(needle), "error {:?} does not contain {needle:?}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "error {:?} does not contain {needle:?}",
+        lines[0]
+    );
     lines[0].to_string()
 }
 

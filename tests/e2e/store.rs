@@ -24,29 +24,52 @@ fn digests(env: &Env, image: &str) -> (String, Vec<String>, Vec<String>) {
         .iter()
         .map(|d| d.as_str().unwrap().to_string())
         .collect();
-    (img["Digest"].as_str().unwrap().to_string(), layers, diff_ids)
+    (
+        img["Digest"].as_str().unwrap().to_string(),
+        layers,
+        diff_ids,
+    )
 }
 
 fn sha256_file(p: &Path) -> String {
     let out = Command::new("sha256sum").arg(p).output().unwrap();
-    text(&out.stdout).split_whitespace().next().unwrap().to_string()
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// Every blob is named by its own hash, index.json is valid JSON naming present manifests.
 fn assert_store_valid(root: &Path) {
     for e in fs::read_dir(root.join("blobs/sha256")).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        assert_eq!(sha256_file(&e.path()), name, "blob {name} does not hold its own hash");
+        assert_eq!(
+            sha256_file(&e.path()),
+            name,
+            "blob {name} does not hold its own hash"
+        );
     }
     let idx = json(&fs::read_to_string(root.join("index.json")).unwrap());
     for m in idx["manifests"].as_array().unwrap() {
-        let d = m["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap();
-        assert!(root.join("blobs/sha256").join(d).is_file(), "index names missing manifest {d}");
+        let d = m["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap();
+        assert!(
+            root.join("blobs/sha256").join(d).is_file(),
+            "index names missing manifest {d}"
+        );
     }
 }
 
 fn tmp_entries(root: &Path) -> Vec<PathBuf> {
-    fs::read_dir(root.join("tmp")).unwrap().flatten().map(|e| e.path()).collect()
+    fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
 }
 
 #[test]
@@ -74,22 +97,38 @@ fn same_tree_elsewhere_with_source_date_epoch_gives_same_digests() {
     // mtime newer than SOURCE_DATE_EPOCH (as a fresh checkout has).
     let b = env.path("elsewhere/deeper/tree");
     fs::create_dir_all(b.parent().unwrap()).unwrap();
-    assert!(Command::new("cp").arg("-a").arg(&a).arg(&b).status().unwrap().success());
-    assert!(Command::new("sh")
-        .arg("-c")
-        .arg(format!("find {} -exec touch -h -d '2031-01-01 00:00:00' {{}} +", b.display()))
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(&b)
         .status()
         .unwrap()
         .success());
     assert!(Command::new("sh")
         .arg("-c")
-        .arg(format!("find {} -exec touch -h -d '2030-06-01 00:00:00' {{}} +", a.display()))
+        .arg(format!(
+            "find {} -exec touch -h -d '2031-01-01 00:00:00' {{}} +",
+            b.display()
+        ))
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "find {} -exec touch -h -d '2030-06-01 00:00:00' {{}} +",
+            a.display()
+        ))
         .status()
         .unwrap()
         .success());
     let epoch = "1700000000";
     let run = |tree: &Path, tag: &str| {
-        let o = env.mbuild_cmd(["import", tree.to_str().unwrap(), "-t", tag]).env("SOURCE_DATE_EPOCH", epoch).output().unwrap();
+        let o = env
+            .mbuild_cmd(["import", tree.to_str().unwrap(), "-t", tag])
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", text(&o.stderr));
     };
     run(&a, "a");
@@ -109,35 +148,64 @@ fn images_history_layers_tag_rmi_prune() {
     let tree = env.path("tree");
     sample_tree(&tree);
     let id = env.ok(["import", tree.to_str().unwrap(), "-t", "sample:1.0"]);
-    assert!(id.trim().starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    assert!(
+        id.trim().starts_with("sha256:") && id.trim().len() == 71,
+        "{id}"
+    );
     env.ok(["tag", "sample:1.0", "sample:latest"]);
     let images = env.ok(["images"]);
     let lines: Vec<&str> = images.lines().collect();
     assert_eq!(lines.len(), 3, "{images}");
     assert!(lines[0].starts_with("REPOSITORY"));
-    assert!(lines.iter().any(|l| l.starts_with("sample ") && l.contains(" 1.0 ") && l.contains(&id.trim()[7..19])));
-    assert_eq!(env.ok(["images", "-q"]).lines().collect::<Vec<_>>(), vec![&id.trim()[7..19]; 2]);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("sample ") && l.contains(" 1.0 ") && l.contains(&id.trim()[7..19])));
+    assert_eq!(
+        env.ok(["images", "-q"]).lines().collect::<Vec<_>>(),
+        vec![&id.trim()[7..19]; 2]
+    );
 
     let history = env.ok(["history", "sample"]);
-    assert!(history.lines().nth(1).unwrap().contains("mbuild import"), "{history}");
+    assert!(
+        history.lines().nth(1).unwrap().contains("mbuild import"),
+        "{history}"
+    );
 
     let layers = json(&env.ok(["layers", "sample:1.0", "--json"]));
     let l = &layers[0];
     let path = PathBuf::from(l["path"].as_str().unwrap());
-    assert_eq!(path, env.root.join("layers").join(&l["diff_id"].as_str().unwrap()[7..]));
+    assert_eq!(
+        path,
+        env.root
+            .join("layers")
+            .join(&l["diff_id"].as_str().unwrap()[7..])
+    );
     assert_eq!(fs::read(path.join("etc/hostname")).unwrap(), b"sample\n");
     assert!(l["unpacked_size"].as_u64().unwrap() >= 300_000);
-    assert!(l["size"].as_u64().unwrap() < 100_000, "compressed size {}", l["size"]);
+    assert!(
+        l["size"].as_u64().unwrap() < 100_000,
+        "compressed size {}",
+        l["size"]
+    );
     assert_eq!(l["created_by"], "mbuild import");
     let table = env.ok(["layers", "sample:1.0"]);
     assert!(table.contains(path.to_str().unwrap()), "{table}");
 
     let rmi = env.ok(["rmi", "sample:1.0"]);
     assert_eq!(rmi.trim(), "Untagged: sample:1.0");
-    assert!(!env.ok(["prune"]).contains("deleted blob"), "prune removed a blob that sample:latest uses");
+    assert!(
+        !env.ok(["prune"]).contains("deleted blob"),
+        "prune removed a blob that sample:latest uses"
+    );
     let rmi = env.ok(["rmi", "sample"]);
-    assert!(rmi.contains("Untagged: sample:latest") && rmi.contains("Deleted: sha256:"), "{rmi}");
-    assert_eq!(fs::read_dir(env.root.join("blobs/sha256")).unwrap().count(), 0);
+    assert!(
+        rmi.contains("Untagged: sample:latest") && rmi.contains("Deleted: sha256:"),
+        "{rmi}"
+    );
+    assert_eq!(
+        fs::read_dir(env.root.join("blobs/sha256")).unwrap().count(),
+        0
+    );
     assert_eq!(fs::read_dir(env.root.join("layers")).unwrap().count(), 0);
     let o = env.mbuild(["inspect", "sample"]);
     assert_one_line_error(&o, "no such image: sample:latest");
@@ -167,7 +235,10 @@ fn bad_reference_unknown_image_and_unreadable_source_are_one_line_errors() {
     let tree = env.path("tree");
     sample_tree(&tree);
     let o = env.mbuild(["import", tree.to_str().unwrap(), "-t", "Bad:Ref"]);
-    assert_one_line_error(&o, "invalid reference format \"Bad:Ref\": repository name must be lowercase");
+    assert_one_line_error(
+        &o,
+        "invalid reference format \"Bad:Ref\": repository name must be lowercase",
+    );
     assert_eq!(o.status.code(), Some(1));
     let o = env.mbuild(["inspect", "nosuch:1"]);
     assert_one_line_error(&o, "no such image: nosuch:1");
@@ -183,11 +254,18 @@ fn bad_reference_unknown_image_and_unreadable_source_are_one_line_errors() {
     let line = assert_one_line_error(&o, "import");
     assert!(line.contains("not.tar"), "{line}");
     let o = env.mbuild(["frobnicate"]);
-    assert_one_line_error(&o, "frobnicate: not a command, and no build context directory of that name");
+    assert_one_line_error(
+        &o,
+        "frobnicate: not a command, and no build context directory of that name",
+    );
     assert_eq!(o.status.code(), Some(125));
     assert_store_valid(&env.root);
     assert!(env.ok(["images", "-q"]).is_empty());
-    assert!(tmp_entries(&env.root).is_empty(), "tmp/ left behind: {:?}", tmp_entries(&env.root));
+    assert!(
+        tmp_entries(&env.root).is_empty(),
+        "tmp/ left behind: {:?}",
+        tmp_entries(&env.root)
+    );
 }
 
 #[test]
@@ -240,10 +318,16 @@ fn gzip_tarball_import_matches_directory_import() {
     env.ok(["import", tgz.to_str().unwrap(), "-t", "from-tar"]);
     let layers = json(&env.ok(["layers", "from-tar", "--json"]));
     let p = PathBuf::from(layers[0]["path"].as_str().unwrap());
-    assert_eq!(fs::read(p.join("usr/share/doc/big")).unwrap().len(), 300_000);
+    assert_eq!(
+        fs::read(p.join("usr/share/doc/big")).unwrap().len(),
+        300_000
+    );
     let m = fs::symlink_metadata(p.join("bin/su")).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
-    assert_eq!(fs::read_link(p.join("bin/big-link")).unwrap(), Path::new("../usr/share/doc/big"));
+    assert_eq!(
+        fs::read_link(p.join("bin/big-link")).unwrap(),
+        Path::new("../usr/share/doc/big")
+    );
 }
 
 #[test]
@@ -263,7 +347,10 @@ fn corrupt_blob_is_named_by_fsck_and_never_unpacked() {
     let o = env.mbuild(["fsck"]);
     assert!(!o.status.success());
     let err = text(&o.stderr);
-    assert!(err.contains(&layers[0]) && err.contains("digest mismatch"), "{err}");
+    assert!(
+        err.contains(&layers[0]) && err.contains("digest mismatch"),
+        "{err}"
+    );
     assert!(text(&o.stdout).contains("1 problem"));
 
     let o = env.mbuild(["layers", "c"]);
@@ -294,7 +381,10 @@ fn eight_concurrent_imports_all_land() {
     }
     let images = env.ok(["images"]);
     for i in 0..8 {
-        assert!(images.lines().any(|l| l.starts_with(&format!("c{i} "))), "c{i} missing:\n{images}");
+        assert!(
+            images.lines().any(|l| l.starts_with(&format!("c{i} "))),
+            "c{i} missing:\n{images}"
+        );
     }
     assert_store_valid(&env.root);
     assert!(env.ok(["fsck"]).contains(": ok"));
@@ -310,7 +400,9 @@ fn sigkill_during_import_leaves_a_valid_store() {
         fs::create_dir_all(&dir).unwrap();
         for f in 0..20 {
             let seed = (d * 20 + f) as u64;
-            let bytes: Vec<u8> = (0..60_000u64).map(|i| (i.wrapping_mul(2654435761) ^ seed.wrapping_mul(97)) as u8).collect();
+            let bytes: Vec<u8> = (0..60_000u64)
+                .map(|i| (i.wrapping_mul(2654435761) ^ seed.wrapping_mul(97)) as u8)
+                .collect();
             fs::write(dir.join(format!("f{f}")), bytes).unwrap();
         }
     }
@@ -334,7 +426,11 @@ fn sigkill_during_import_leaves_a_valid_store() {
     }
     // The next command clears what the killed ones left in tmp/.
     env.ok(["images"]);
-    assert!(tmp_entries(&env.root).is_empty(), "tmp/ not cleared: {:?}", tmp_entries(&env.root));
+    assert!(
+        tmp_entries(&env.root).is_empty(),
+        "tmp/ not cleared: {:?}",
+        tmp_entries(&env.root)
+    );
     assert!(env.ok(["fsck"]).contains(": ok"));
 }
 
@@ -354,7 +450,11 @@ fn full_disk_is_a_clear_error_and_the_store_stays_valid() {
     let env = Env::new();
     let small = env.path("small");
     fs::create_dir_all(&small).unwrap();
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&small).status().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
     assert!(st.success());
     let _guard = Tmpfs(small.clone());
     let root = small.join("store");
@@ -365,11 +465,19 @@ fn full_disk_is_a_clear_error_and_the_store_stays_valid() {
     std::io::Read::read_exact(&mut fs::File::open("/dev/urandom").unwrap(), &mut noise).unwrap();
     fs::write(tree.join("noise"), noise).unwrap();
     let run = |args: &[&str]| {
-        Command::new(MBUILD).arg("--root").arg(&root).args(args).env_remove("SOURCE_DATE_EPOCH").output().unwrap()
+        Command::new(MBUILD)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap()
     };
     let small_tree = env.path("small-tree");
     sample_tree(&small_tree);
-    assert!(run(&["import", small_tree.to_str().unwrap(), "-t", "fits"]).status.success());
+    assert!(run(&["import", small_tree.to_str().unwrap(), "-t", "fits"])
+        .status
+        .success());
     let o = run(&["import", tree.to_str().unwrap(), "-t", "too-big"]);
     assert_one_line_error(&o, "no space left on device");
     assert_store_valid(&root);
