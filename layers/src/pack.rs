@@ -34,8 +34,8 @@ pub struct PackStats {
     pub newest_mtime: i64,
 }
 
-/// gzip level of layer blobs. 5 rather than gzip(1)'s 6: on a Debian rootfs it costs about
-/// 12% less CPU for 0.1-0.4% more bytes (bench/README.md), well inside 3% of gzip -6.
+/// gzip level of layer blobs. 5 rather than gzip(1)'s 6: less CPU for a few tenths of a
+/// percent more bytes on a Debian rootfs (+0.56% against gzip -6, bench/README.md).
 const LEVEL: u32 = 5;
 /// File contents are copied through one buffer of this size, whatever the file size.
 const COPY_BUF: usize = 256 << 10;
