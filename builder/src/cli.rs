@@ -194,22 +194,7 @@ pub fn main() -> ExitCode {
     };
     let cli = match parsed {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind::*;
-            if matches!(
-                e.kind(),
-                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // clap's first line is the message; the usage block below it is noise here.
-            let msg = e.render().to_string();
-            let first = msg.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("mbuild: {first} (see mbuild --help)");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(e) => return runner::cli::usage_error("mbuild", &e, EXIT_USAGE),
     };
     match run(cli) {
         Ok(code) => code,

@@ -92,31 +92,36 @@ pub struct Cli {
     image_and_command: Vec<String>,
 }
 
+/// How both binaries answer a command line clap refused: help and version on stdout with
+/// success, anything else as one line "TOOL: message (see TOOL --help)" and `code`.
+pub fn usage_error(tool: &str, e: &clap::Error, code: u8) -> ExitCode {
+    use clap::error::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // clap's first line is the message; the usage block below it is noise here, except that
+    // "the following required arguments were not provided:" names them on the next line.
+    let msg = e.render().to_string();
+    let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+    if first.ends_with(':') {
+        first = format!("{first} {}", lines.next().unwrap_or(""));
+    }
+    eprintln!(
+        "{tool}: {} (see {tool} --help)",
+        first.strip_prefix("error: ").unwrap_or(&first)
+    );
+    ExitCode::from(code)
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind::*;
-            if matches!(
-                e.kind(),
-                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let msg = e.render().to_string();
-            let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
-            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
-            // "the following required arguments were not provided:" names them on the next line.
-            if first.ends_with(':') {
-                first = format!("{first} {}", lines.next().unwrap_or(""));
-            }
-            eprintln!(
-                "mrun: {} (see mrun --help)",
-                first.strip_prefix("error: ").unwrap_or(&first)
-            );
-            return ExitCode::from(EXIT_FAILED as u8);
-        }
+        Err(e) => return usage_error("mrun", &e, EXIT_FAILED as u8),
     };
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
