@@ -126,7 +126,7 @@ pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> 
     if !quiet {
         outln!(
             out,
-            "{:<30} {:<15} {:<14} {:<16} {}",
+            "{:<30} {:<15} {:<14} {:<23} {}",
             "REPOSITORY",
             "TAG",
             "IMAGE ID",
@@ -151,7 +151,7 @@ pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> 
                 let size: u64 = img.manifest.layers().iter().map(|l| l.size()).sum();
                 outln!(
                     out,
-                    "{:<30} {:<15} {:<14} {:<16} {}",
+                    "{:<30} {:<15} {:<14} {:<23} {}",
                     r.name(),
                     r.tag(),
                     id,
@@ -217,7 +217,7 @@ pub fn history(store: &Store, name: &str, no_trunc: bool, out: &mut Out<'_>) -> 
     let img = store.image(&reference(name)?)?;
     outln!(
         out,
-        "{:<14} {:<16} {:<46} {:<10} {}",
+        "{:<14} {:<23} {:<46} {:<10} {}",
         "IMAGE",
         "CREATED",
         "CREATED BY",
@@ -243,7 +243,7 @@ pub fn history(store: &Store, name: &str, no_trunc: bool, out: &mut Out<'_>) -> 
         }
         let size = l.map(|l| human_size(l.size)).unwrap_or_else(|| "0B".into());
         let comment = h.comment().clone().unwrap_or_default();
-        outln!(out, "{id:<14} {created:<16} {by:<46} {size:<10} {comment}")?;
+        outln!(out, "{id:<14} {created:<23} {by:<46} {size:<10} {comment}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
