@@ -40,15 +40,9 @@ done
 mkdir -p "$cache" "$out"
 rootfs=$cache/rootfs
 
-# 1. The rootfs, made once and kept (the same tree and the same way as pack-unpack.sh).
-if [ ! -d "$rootfs" ]; then
-    log "debootstrap --variant=minbase $suite (about 35 s and 200 MB, once)"
-    rm -rf "$rootfs.tmp"
-    debootstrap --variant=minbase "$suite" "$rootfs.tmp" >"$cache/debootstrap.log" 2>&1 ||
-        die "debootstrap failed, see $cache/debootstrap.log"
-    mv "$rootfs.tmp" "$rootfs"
-    rm -rf "$cache/rootfs-x2" "$cache/oci-src" # pack-unpack.sh's copies of the old tree
-fi
+# 1. The rootfs, made once and kept (bench/lib.sh).
+. "$here/lib.sh"
+ensure_rootfs
 
 # 2. Release binaries. Nothing is timed while this compiles.
 log "cargo build --release"

@@ -40,16 +40,9 @@ rootfs=$cache/rootfs
 big=$cache/rootfs-x2
 src=$cache/oci-src
 
-# 1. The rootfs, made once and kept. Built beside its final name and renamed when complete,
-# so an interrupted debootstrap is never mistaken for a finished one.
-if [ ! -d "$rootfs" ]; then
-    log "debootstrap --variant=minbase $suite (about 35 s and 200 MB, once)"
-    rm -rf "$rootfs.tmp"
-    debootstrap --variant=minbase "$suite" "$rootfs.tmp" >"$cache/debootstrap.log" 2>&1 ||
-        die "debootstrap failed, see $cache/debootstrap.log"
-    mv "$rootfs.tmp" "$rootfs"
-    rm -rf "$big" "$src"
-fi
+# 1. The rootfs, made once and kept (bench/lib.sh).
+. "$here/lib.sh"
+ensure_rootfs
 # A tree twice as large (two copies of the rootfs side by side), for peak RSS only.
 if [ ! -d "$big" ]; then
     log "copying the rootfs twice into $big"

@@ -39,14 +39,9 @@ fi
 mkdir -p "$cache" "$out"
 rootfs=$cache/rootfs
 
-# 1. The rootfs, made once and kept (the same cache and the same way as pack-unpack.sh).
-if [ ! -d "$rootfs" ]; then
-    log "debootstrap --variant=minbase $suite (about 35 s and 200 MB, once)"
-    rm -rf "$rootfs.tmp"
-    debootstrap --variant=minbase "$suite" "$rootfs.tmp" >"$cache/debootstrap.log" 2>&1 ||
-        die "debootstrap failed, see $cache/debootstrap.log"
-    mv "$rootfs.tmp" "$rootfs"
-fi
+# 1. The rootfs, made once and kept (bench/lib.sh).
+. "$here/lib.sh"
+ensure_rootfs
 
 # Release binaries, and the helper that makes many-layer images. Nothing is timed meanwhile.
 log "cargo build --release"

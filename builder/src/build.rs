@@ -164,18 +164,21 @@ impl Builder<'_> {
         format!("[{}/{}]", self.step, self.steps)
     }
 
+    /// The value `--build-arg NAME=...` gave (the last one wins, as with Docker).
+    fn build_arg(&self, name: &str) -> Option<String> {
+        self.opts
+            .build_args
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     fn run(&mut self, mf: &Minifile) -> Result<State> {
         let global: HashMap<String, String> = {
             let mut m = HashMap::new();
             for (k, v) in &mf.args_before_from {
-                let given = self
-                    .opts
-                    .build_args
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone());
-                if let Some(v) = given.or_else(|| v.clone()) {
+                if let Some(v) = self.build_arg(k).or_else(|| v.clone()) {
                     m.insert(k.clone(), v);
                 }
             }
@@ -328,14 +331,7 @@ impl Builder<'_> {
             Instruction::Arg(args) => {
                 let mut canon = Vec::new();
                 for (k, default) in args {
-                    let given = self
-                        .opts
-                        .build_args
-                        .iter()
-                        .rev()
-                        .find(|(n, _)| n == k)
-                        .map(|(_, v)| v.clone());
-                    let v = match (given, default) {
+                    let v = match (self.build_arg(k), default) {
                         (Some(v), _) => Some(v),
                         (None, Some(d)) => Some(self.expand(st, d, at)?),
                         // An ARG without a default re-declares a global one inside the stage.
@@ -597,7 +593,7 @@ impl Builder<'_> {
             devices: vec![],
             read_only: false,
             network: self.opts.network,
-            userns: rootless.then(runner::cli::rootless_maps),
+            userns: rootless.then(runner::process::rootless_maps),
             limits: Default::default(),
             userxattr: rootless,
         };

@@ -372,6 +372,62 @@ fn map_text(maps: &[IdMap]) -> String {
         .collect()
 }
 
+/// Map the caller to root in a new user namespace, plus its /etc/subuid range when the
+/// setuid helpers are there to write it.
+pub fn rootless_maps() -> IdMaps {
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut maps = IdMaps {
+        uid: vec![IdMap {
+            inside: 0,
+            outside: uid,
+            count: 1,
+        }],
+        gid: vec![IdMap {
+            inside: 0,
+            outside: gid,
+            count: 1,
+        }],
+    };
+    // The name of our uid, not $USER: newuidmap(1) checks the ranges of the real uid's name,
+    // and $USER may be stale (setpriv, su without -), naming someone else's ranges.
+    let pw = unsafe { libc::getpwuid(uid) };
+    let user = (!pw.is_null())
+        .then(|| {
+            unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .or_else(|| std::env::var("USER").ok());
+    let have = |t: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()))
+    };
+    if let Some(user) = user {
+        if have("newuidmap") && have("newgidmap") {
+            let sub = |file: &str, id: u32| -> Option<IdMap> {
+                let text = std::fs::read_to_string(file).ok()?;
+                text.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() == 3 && (f[0] == user || f[0] == id.to_string()))
+                        .then(|| {
+                            Some(IdMap {
+                                inside: 1,
+                                outside: f[1].parse().ok()?,
+                                count: f[2].parse().ok()?,
+                            })
+                        })
+                        .flatten()
+                })
+            };
+            if let (Some(u), Some(g)) = (sub("/etc/subuid", uid), sub("/etc/subgid", gid)) {
+                maps.uid.push(u);
+                maps.gid.push(g);
+            }
+        }
+    }
+    maps
+}
+
 /// Write the child's uid and gid maps (user_namespaces(7)). An unprivileged writer must
 /// deny setgroups before it may write gid_map — the step the classic hand-made container
 /// missed, which left its gid at 65534. Ranges beyond our own ids go through the setuid
