@@ -7,9 +7,11 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod net;
 pub mod process;
 pub mod rootfs;
 pub mod spec;
 pub mod syscall;
+pub mod tty;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Container networking (bridge, leases, NAT, published ports, slirp4netns).

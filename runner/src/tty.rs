@@ -1,0 +1,1 @@
+//! Terminals for containers: pseudo-terminals, raw mode, window size, relaying.
