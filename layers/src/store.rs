@@ -499,7 +499,13 @@ fn new_session(tmp: &Path) -> Result<(PathBuf, File)> {
             .unwrap_or(0);
         let session = tmp.join(format!("s-{}-{nanos}-{attempt}", std::process::id()));
         mkdir(&session, 0o700)?;
-        let f = File::open(&session).ctx("open", &session)?;
+        // Another process clearing stale sessions may take a new one for dead between our
+        // mkdir and our lock, and remove it: then simply make another.
+        let f = match File::open(&session) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).ctx("open", &session),
+        };
         let locked = lock::try_lock_exclusive(&f).ctx("lock", &session)?;
         let same = match (f.metadata(), fs::symlink_metadata(&session)) {
             (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
