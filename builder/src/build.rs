@@ -581,7 +581,9 @@ impl Builder<'_> {
             .iter()
             .flat_map(|l| [l.digest.to_string(), l.diff_id.to_string()])
             .collect();
-        let dir = container::create_dir(self.store, &id, &pins)
+        // Held until the step is done: a `prune` meanwhile leaves the directory alone, and
+        // one after a SIGKILL of ours knows it may clear it.
+        let (dir, _owner) = runner::state::create_dir(self.store, &id, &pins)
             .map_err(|e| self.err(at, &e.to_string()))?;
         let rootless = unsafe { libc::geteuid() } != 0;
         let spec = Spec {
@@ -596,6 +598,7 @@ impl Builder<'_> {
             userns: rootless.then(runner::process::rootless_maps),
             limits: Default::default(),
             userxattr: rootless,
+            caps: runner::child::DEFAULT_CAPS,
         };
         if st.dirs.is_empty() {
             let _ = layers::store::remove_all(&dir);

@@ -11,6 +11,5 @@ mod copy;
 mod error;
 pub mod manage;
 pub mod minifile;
-mod units;
 
 pub use error::{Error, Result};

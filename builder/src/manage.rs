@@ -1,11 +1,11 @@
 //! Image-management subcommands of `mbuild`: import, images, inspect, history, layers, tag,
 //! rmi, prune, fsck, save, load. Each takes an open store and writes its report to `out`.
 
-use crate::units::{human_duration_since, human_size};
 use crate::{Error, Result};
 use layers::image::{self, Image, LayerInfo};
 use layers::oci_spec::image::HistoryBuilder;
 use layers::pack::PackOptions;
+use layers::units::{human_duration_since, human_size};
 use layers::unpack::UnpackOptions;
 use layers::{IoContext, Reference, Store};
 use std::fs::{self, File};
@@ -347,6 +347,23 @@ pub fn rmi(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<ExitCod
 }
 
 pub fn prune(store: &Store, out: &mut Out<'_>) -> Result<ExitCode> {
+    // First what killed processes left (their cgroups, address leases, directories), so
+    // that their pins no longer hold layers.
+    let swept = runner::lifecycle::sweep(store)?;
+    for id in &swept.reaped {
+        outln!(
+            out,
+            "container {} had lost its monitor: recorded as exited",
+            &id[..12.min(id.len())]
+        )?;
+    }
+    for id in &swept.removed {
+        outln!(
+            out,
+            "removed leftover container {}",
+            &id[..12.min(id.len())]
+        )?;
+    }
     let r = store.prune()?;
     for (d, _) in &r.blobs {
         outln!(out, "deleted blob {d}")?;

@@ -8,12 +8,13 @@ pub mod error;
 pub mod fsck;
 pub mod gc;
 pub mod image;
-mod lock;
+pub mod lock;
 pub mod pack;
 pub mod pgzip;
 pub mod reference;
 pub mod store;
 pub mod union;
+pub mod units;
 pub mod unpack;
 pub mod whiteout;
 

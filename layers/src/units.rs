@@ -27,7 +27,7 @@ pub fn human_size(n: u64) -> String {
 
 /// "3 hours ago" for an RFC 3339 time; the raw text when it cannot be read.
 pub fn human_duration_since(rfc3339: &str) -> String {
-    let Some(t) = layers::image::parse_rfc3339(rfc3339) else {
+    let Some(t) = crate::image::parse_rfc3339(rfc3339) else {
         return rfc3339.to_string();
     };
     let now = std::time::SystemTime::now()
@@ -37,7 +37,8 @@ pub fn human_duration_since(rfc3339: &str) -> String {
     format!("{} ago", human_duration(now - t))
 }
 
-fn human_duration(secs: i64) -> String {
+/// "5 seconds", "3 hours", "Less than a second" (go-units' HumanDuration).
+pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
     let plural = |n: i64, u: &str| {
         if n == 1 {

@@ -54,6 +54,11 @@ pub struct Plan {
     pub hostname: CString,
     pub loopback: bool,
     pub cgroupns: bool,
+    pub cmd: Command,
+}
+
+/// The process part, shared with `mrun exec`: who it runs as, with what, and what it runs.
+pub struct Command {
     pub uid: u32,
     pub gid: u32,
     /// None when setgroups(2) is denied (a user namespace whose setgroups file says deny).
@@ -64,26 +69,29 @@ pub struct Plan {
     /// Paths to try in order: argv[0] itself, or each $PATH entry joined with it.
     pub candidates: Vec<CString>,
     pub arg0: CString,
+    /// Descriptors to put on fds 0, 1 and 2 before anything else; -1 keeps the one inherited.
+    pub stdio: [c_int; 3],
+    /// Open a pseudo-terminal in the container's devpts for fds 0-2 (its master goes to the
+    /// parent over the setup socket).
+    pub pty: bool,
+    /// Stay as the container's PID 1, forwarding signals and reaping orphans, and run the
+    /// command as its child (`--init`).
+    pub init: bool,
     argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
 }
 
-impl Plan {
-    #[allow(clippy::too_many_arguments)]
+impl Command {
     pub fn new(
-        rootfs: Rootfs,
-        hostname: CString,
-        loopback: bool,
-        cgroupns: bool,
         (uid, gid, groups): (u32, u32, Option<Vec<libc::gid_t>>),
         caps: u64,
         cwd: CString,
         candidates: Vec<CString>,
         argv: Vec<CString>,
         envp: Vec<CString>,
-    ) -> Plan {
+    ) -> Command {
         let ptrs = |v: &[CString]| {
             v.iter()
                 .map(|c| c.as_ptr())
@@ -94,11 +102,7 @@ impl Plan {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(40);
-        Plan {
-            rootfs,
-            hostname,
-            loopback,
-            cgroupns,
+        Command {
             uid,
             gid,
             groups,
@@ -107,6 +111,9 @@ impl Plan {
             cwd,
             candidates,
             arg0: argv.first().cloned().unwrap_or_default(),
+            stdio: [-1; 3],
+            pty: false,
+            init: false,
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
             argv,
@@ -119,6 +126,30 @@ impl Plan {
     }
     pub fn envp(&self) -> &[CString] {
         &self.envp
+    }
+}
+
+impl Plan {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rootfs: Rootfs,
+        hostname: CString,
+        loopback: bool,
+        cgroupns: bool,
+        ids: (u32, u32, Option<Vec<libc::gid_t>>),
+        caps: u64,
+        cwd: CString,
+        candidates: Vec<CString>,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+    ) -> Plan {
+        Plan {
+            rootfs,
+            hostname,
+            loopback,
+            cgroupns,
+            cmd: Command::new(ids, caps, cwd, candidates, argv, envp),
+        }
     }
 }
 
@@ -170,6 +201,10 @@ const C_IDS: &CStr = c"set uid/gid";
 const C_CGROUPNS: &CStr = c"unshare cgroup namespace";
 const C_PREPARE: &CStr = c"prepare for exec";
 const C_OPEN_ROOT: &CStr = c"open the container's root";
+const C_STDIO: &CStr = c"set up stdin/stdout/stderr";
+const C_PTY: &CStr = c"open a pseudo-terminal in the container";
+const C_SETSID: &CStr = c"setsid";
+const C_INIT: &CStr = c"start the init process";
 
 fn fail(what: &CStr, errno: i32) -> Failure<'_> {
     Failure {
@@ -329,15 +364,82 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
     Ok(())
 }
 
-/// Set up the container and exec its command. Returns only on failure.
-pub fn setup<'p, S: Sys>(sys: &S, p: &'p Plan) -> Failure<'p> {
-    match setup_inner(sys, p) {
-        Ok(()) => exec(sys, p),
-        Err(f) => f,
+/// Set up the container and exec its command. Returns only on failure. `sock` is the setup
+/// socket to the parent (failures, and the terminal's master with `pty`).
+pub fn setup<'p, S: Sys>(sys: &S, p: &'p Plan, sock: c_int) -> Failure<'p> {
+    if let Err(f) = setup_inner(sys, p) {
+        return f;
+    }
+    become_command(sys, &p.cmd, sock)
+}
+
+/// The last steps, in the container's root: terminal, capabilities, ids, cwd, `--init`,
+/// exec. Returns only on failure.
+pub fn become_command<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Failure<'p> {
+    if let Err(f) = drop_privileges(sys, p, sock) {
+        return f;
+    }
+    if p.init {
+        match sys.fork_init() {
+            // The command's process: on to exec.
+            Ok(0) => {}
+            Ok(main) => init_loop(main, sock),
+            Err(e) => return fail(C_INIT, e),
+        }
+    }
+    exec(sys, p)
+}
+
+/// `--init`: PID 1 of the container, as tini is for Docker. Every signal is blocked and
+/// taken with sigwaitinfo: SIGCHLD reaps whatever exited (orphans are reparented to us),
+/// anything else is passed on to the command. When the command ends, so does init, with
+/// the command's status (128+N for signal N); the kernel then kills the rest of the PID
+/// namespace. Nothing of mrun's stays open in here.
+fn init_loop(main: i32, sock: c_int) -> ! {
+    // SAFETY (whole function): raw system calls on our own stack data; never returns.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::close(sock);
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        // Our executable is mrun's, on the host: keep /proc/1/exe out of the container's
+        // reach (CVE-2019-5736).
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig < 0 {
+                continue;
+            }
+            if sig != libc::SIGCHLD {
+                libc::kill(main, sig);
+                continue;
+            }
+            loop {
+                let mut status = 0;
+                let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                if pid <= 0 {
+                    break;
+                }
+                if pid == main {
+                    if libc::WIFEXITED(status) {
+                        libc::_exit(libc::WEXITSTATUS(status));
+                    }
+                    libc::_exit(128 + libc::WTERMSIG(status));
+                }
+            }
+        }
     }
 }
 
 fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
+    for (target, &fd) in p.cmd.stdio.iter().enumerate() {
+        if fd >= 0 {
+            sys.dup2(fd, target as c_int)
+                .map_err(|e| fail(C_STDIO, e))?;
+        }
+    }
     // The parent put us in our cgroup before releasing us: this makes it our cgroup root.
     if p.cgroupns {
         sys.unshare(libc::CLONE_NEWCGROUP)
@@ -391,6 +493,17 @@ fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
     if p.loopback {
         sys.loopback_up().map_err(|e| fail(C_LO, e))?;
     }
+    Ok(())
+}
+
+fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(), Failure<'p>> {
+    // In the container's own devpts, so the terminal has a name there; before the ids
+    // change, as root still owns the session.
+    if p.pty {
+        sys.open_pty(sock, p.uid).map_err(|e| fail(C_PTY, e))?;
+    } else {
+        sys.setsid().map_err(|e| fail(C_SETSID, e))?;
+    }
     // The bounding set can only shrink while we still hold CAP_SETPCAP, so before the ids.
     sys.drop_bounding(p.caps, p.last_cap)
         .map_err(|e| fail(C_CAPS, e))?;
@@ -410,7 +523,7 @@ fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
 }
 
 /// execvp's search: ENOENT/ENOTDIR move on, EACCES is remembered, anything else stops.
-fn exec<'p, S: Sys>(sys: &S, p: &'p Plan) -> Failure<'p> {
+fn exec<'p, S: Sys>(sys: &S, p: &'p Command) -> Failure<'p> {
     let mut denied = false;
     for c in &p.candidates {
         match sys.execve(c, &p.argv_ptrs, &p.envp_ptrs) {
@@ -465,6 +578,7 @@ mod tests {
             userns: None,
             limits: Default::default(),
             userxattr: false,
+            caps: DEFAULT_CAPS,
         }
     }
 
@@ -502,7 +616,7 @@ mod tests {
         sys.missing
             .borrow_mut()
             .push("/s/containers/c1/merged/work".into());
-        let f = setup(&sys, &p);
+        let f = setup(&sys, &p, 99);
         assert!(f.exec && f.errno == libc::ENOENT);
         let calls = sys.calls();
         let pos = |needle: &str| {
@@ -572,7 +686,7 @@ mod tests {
         let s = spec();
         let p = plan(&s);
         let sys = Recording::default();
-        let f = exec(&sys, &p);
+        let f = exec(&sys, &p.cmd);
         assert_eq!(f.errno, libc::ENOENT);
         assert_eq!(f.what.to_str().unwrap(), "sh");
         assert_eq!(sys.calls(), ["execve /usr/bin/sh", "execve /bin/sh"]);

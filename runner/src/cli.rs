@@ -1,18 +1,23 @@
-//! The `mrun` command line: parse Docker-style `run` flags, resolve the image, run the
-//! container in the foreground, and turn the result into one line on stderr (if any) and a
-//! Docker-compatible exit code. Nothing else lives here.
+//! The `mrun` command line: Docker-style `run` flags and the lifecycle subcommands (ps,
+//! logs, stop, kill, rm, wait, inspect, exec), each turned into one line on stderr (if
+//! anything failed) and a Docker-compatible exit code. The work itself lives in
+//! `monitor`, `lifecycle` and `exec`.
 
 use crate::cgroup::{self, DeviceRate, Limits};
+use crate::child::DEFAULT_CAPS;
 use crate::config::{self, Overrides};
-use crate::container::{self, Outcome, RunOptions};
+use crate::container::{self, Outcome};
 use crate::error::{Error, Result, EXIT_FAILED};
 use crate::process::Exit;
 use crate::spec::{Device, Mount, MountKind, Network, Spec};
+use crate::{lifecycle, monitor, net, state};
 use clap::Parser;
 use layers::{Reference, Store};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `mrun [OPTIONS] IMAGE [COMMAND [ARG...]]`: the run form without a subcommand word.
 #[derive(Parser, Debug)]
 #[command(
     name = "mrun",
@@ -20,9 +25,9 @@ use std::process::ExitCode;
     about = "Run a command in a new container from a minibox image",
     disable_help_flag = true,
     trailing_var_arg = true,
-    override_usage = "mrun [OPTIONS] IMAGE [COMMAND [ARG...]]"
+    override_usage = "mrun [OPTIONS] IMAGE [COMMAND [ARG...]]\n       mrun [--root DIR] ps|logs|stop|kill|rm|wait|inspect|exec|run ... (see mrun COMMAND --help)"
 )]
-pub struct Cli {
+pub struct RunCli {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -30,6 +35,128 @@ pub struct Cli {
     /// MINIBOX_ROOT)
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `mrun [--root DIR] COMMAND ...`
+#[derive(Parser, Debug)]
+#[command(name = "mrun", version, about = "Run and manage minibox containers")]
+pub struct Mrun {
+    /// Store root (default /var/lib/minibox as root, $XDG_DATA_HOME/minibox otherwise; also
+    /// MINIBOX_ROOT)
+    #[arg(long, value_name = "DIR", global = true)]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Run a command in a new container (the default; needed for an image called like a
+    /// command, e.g. `mrun run ps`)
+    #[command(disable_help_flag = true, trailing_var_arg = true)]
+    Run {
+        /// Print help
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+        #[command(flatten)]
+        run: Box<RunArgs>,
+    },
+    /// List containers
+    Ps {
+        /// Show all containers (default shows just running)
+        #[arg(short, long)]
+        all: bool,
+        /// Only show container ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show a container's output
+    Logs {
+        /// Follow the output until the container stops
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show from the end ("all" for everything)
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Show the time of each line
+        #[arg(short, long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Stop running containers: the stop signal, then SIGKILL after a grace period
+    Stop {
+        /// Seconds to wait before killing
+        #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers
+    Kill {
+        /// Signal to send (name or number)
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers
+    Rm {
+        /// Kill and remove running containers
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Wait for containers to stop and print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show containers' configuration and state as JSON
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container
+    #[command(trailing_var_arg = true)]
+    Exec {
+        /// Keep stdin open
+        #[arg(short, long)]
+        interactive: bool,
+        /// Allocate a pseudo-terminal
+        #[arg(short, long)]
+        tty: bool,
+        /// Set an environment variable (KEY=VALUE), or pass the host's (KEY)
+        #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
+        /// uid[:gid] or name[:group], resolved in the image
+        #[arg(short = 'u', long = "user")]
+        user: Option<String>,
+        /// Working directory inside the container
+        #[arg(short = 'w', long = "workdir")]
+        workdir: Option<String>,
+        /// The container, then the command and its arguments
+        #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2..)]
+        container_and_command: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Run in the background and print the container id
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep stdin open (stream it to the container)
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Run an init process as PID 1 that forwards signals and reaps orphans
+    #[arg(long)]
+    init: bool,
     /// Set an environment variable (KEY=VALUE), or pass the host's (KEY)
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
@@ -45,7 +172,7 @@ pub struct Cli {
     /// Container host name
     #[arg(short = 'h', long = "hostname")]
     hostname: Option<String>,
-    /// Container name
+    /// Container name (unique)
     #[arg(long)]
     name: Option<String>,
     /// Override the image's ENTRYPOINT ("" clears it)
@@ -78,10 +205,20 @@ pub struct Cli {
     /// Limit write rate to a device: DEVICE:RATE
     #[arg(long, value_name = "DEV:RATE")]
     device_write_bps: Vec<String>,
-    /// Network: none (only lo) or host
-    #[arg(long = "net", alias = "network", default_value = "none")]
-    net: String,
-    /// Remove the container when it exits (the default in this version)
+    /// Network: bridge (default as root), none (only lo), host, slirp4netns (default
+    /// rootless, when installed)
+    #[arg(long = "net", alias = "network")]
+    net: Option<String>,
+    /// Publish a container's port: [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR[/PROTO]")]
+    publish: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_host: Vec<String>,
+    /// DNS server for /etc/resolv.conf
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
     // One positional for both, so that everything after the image belongs to the command
@@ -118,18 +255,195 @@ pub fn usage_error(tool: &str, e: &clap::Error, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Whether the command line names a subcommand (or asks for the general help): the word
+/// after the global options. Anything else is the run form.
+fn names_a_command(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        if a == "--root" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with("--root=") {
+            i += 1;
+            continue;
+        }
+        if a.starts_with('-') {
+            return matches!(a, "--help" | "-V" | "--version");
+        }
+        return Mrun::command().get_subcommands().any(|s| s.get_name() == a);
+    }
+    false
+}
+
+/// Exit code of the management subcommands when they fail (Docker's CLI).
+const EXIT_CLI: u8 = 1;
+
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = if names_a_command(&args) {
+        Mrun::try_parse_from(&args)
+    } else {
+        RunCli::try_parse_from(&args).map(|r| Mrun {
+            root: r.root,
+            cmd: Cmd::Run {
+                help: None,
+                run: Box::new(r.run),
+            },
+        })
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => return usage_error("mrun", &e, EXIT_FAILED as u8),
     };
-    match run(cli) {
+    let (is_run, is_exec) = (
+        matches!(cli.cmd, Cmd::Run { .. }),
+        matches!(cli.cmd, Cmd::Exec { .. }),
+    );
+    match dispatch(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("mrun: {}", one_line(&e));
-            ExitCode::from(e.exit_code() as u8)
+            // Docker: `run` fails with 125 (or 126/127 for the command); `exec` with 126/127
+            // for the command and 1 when the container is missing or stopped; the rest with 1.
+            let code = match &e {
+                _ if is_run => e.exit_code() as u8,
+                Error::Exec { .. } if is_exec => e.exit_code() as u8,
+                Error::Invalid(_) | Error::NotFound(_) | Error::Conflict(_) => EXIT_CLI,
+                _ if is_exec => crate::error::EXIT_CANNOT_EXEC as u8,
+                _ => EXIT_CLI,
+            };
+            ExitCode::from(code)
         }
     }
+}
+
+fn store_root(root: Option<PathBuf>) -> PathBuf {
+    root.or_else(|| {
+        std::env::var_os("MINIBOX_ROOT")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(Store::default_root)
+}
+
+fn dispatch(cli: Mrun) -> Result<i32> {
+    let root = store_root(cli.root);
+    if let Cmd::Run { run: args, .. } = cli.cmd {
+        return run(&root, *args);
+    }
+    let store = Store::open(&root)?;
+    let mut out = std::io::stdout().lock();
+    let w = |e: std::io::Error| Error::Sys("write", e);
+    // Each name is handled on its own, as Docker does: one failure does not stop the rest,
+    // but makes the exit code 1.
+    let each = |names: &[String], f: &mut dyn FnMut(&state::Container) -> Result<()>| -> i32 {
+        let mut code = 0;
+        for n in names {
+            if let Err(e) = state::find(&store, n).and_then(|c| f(&c)) {
+                eprintln!("mrun: {}", one_line(&e));
+                code = EXIT_CLI as i32;
+            }
+        }
+        code
+    };
+    match cli.cmd {
+        Cmd::Run { .. } => unreachable!("handled above"),
+        Cmd::Ps { all, quiet } => {
+            lifecycle::ps(&store, all, quiet, &mut out)?;
+            Ok(0)
+        }
+        Cmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => {
+            let tail = match tail.as_str() {
+                "all" => None,
+                n => Some(n.parse().map_err(|_| {
+                    Error::invalid(format!("invalid --tail {n:?}: a number or \"all\""))
+                })?),
+            };
+            let c = state::find(&store, &container)?;
+            let mut err = std::io::stderr().lock();
+            lifecycle::logs(&c, follow, tail, timestamps, &mut out, &mut err)?;
+            Ok(0)
+        }
+        Cmd::Stop { time, containers } => Ok(each(&containers, &mut |c| {
+            lifecycle::stop(c, std::time::Duration::from_secs(time))?;
+            println!("{}", display_name(&containers, c));
+            Ok(())
+        })),
+        Cmd::Kill { signal, containers } => {
+            let sig = lifecycle::parse_signal(&signal)?;
+            Ok(each(&containers, &mut |c| {
+                lifecycle::kill(c, sig)?;
+                println!("{}", display_name(&containers, c));
+                Ok(())
+            }))
+        }
+        Cmd::Rm { force, containers } => Ok(each(&containers, &mut |c| {
+            lifecycle::remove(&store, c, force)?;
+            println!("{}", display_name(&containers, c));
+            Ok(())
+        })),
+        Cmd::Wait { containers } => Ok(each(&containers, &mut |c| {
+            let code = lifecycle::wait(&store, c)?;
+            println!("{code}");
+            Ok(())
+        })),
+        Cmd::Inspect { containers } => {
+            let mut all = Vec::new();
+            let code = each(&containers, &mut |c| {
+                all.push(lifecycle::inspect(c));
+                Ok(())
+            });
+            let text = serde_json::to_string_pretty(&all).expect("JSON values serialize");
+            writeln!(out, "{text}").map_err(w)?;
+            Ok(code)
+        }
+        Cmd::Exec {
+            interactive,
+            tty,
+            env,
+            user,
+            workdir,
+            container_and_command,
+        } => {
+            let (name, command) = container_and_command
+                .split_first()
+                .expect("clap requires two");
+            let c = state::find(&store, name)?;
+            drop(out);
+            let exit = crate::exec::exec(
+                &c,
+                command,
+                &crate::exec::ExecOptions {
+                    tty,
+                    interactive,
+                    env,
+                    user,
+                    workdir,
+                },
+            )?;
+            Ok(exit.code())
+        }
+    }
+}
+
+/// What Docker prints for a container it acted on: the name or id as the user gave it.
+fn display_name(given: &[String], c: &state::Container) -> String {
+    given
+        .iter()
+        .find(|g| {
+            **g == c.config.name
+                || c.config.id.starts_with(g.as_str())
+                || g.trim_start_matches('/') == c.config.name
+        })
+        .cloned()
+        .unwrap_or_else(|| c.config.name.clone())
 }
 
 fn one_line(e: &dyn std::error::Error) -> String {
@@ -226,30 +540,100 @@ fn rate(s: &str) -> Result<DeviceRate> {
     })
 }
 
-pub fn run(cli: Cli) -> Result<i32> {
+/// The network a container gets: what was asked, or the default (bridge as root,
+/// slirp4netns rootless when installed, else none with a note).
+fn network(asked: Option<&str>, rootless: bool) -> Result<Network> {
+    let asked = asked.unwrap_or("default");
+    Ok(match asked {
+        "default" if rootless => match net::slirp_problem() {
+            None => Network::Slirp,
+            Some(why) => {
+                warn(&format!(
+                    "{why}: the container gets no network (--net none)"
+                ));
+                Network::None
+            }
+        },
+        "default" | "bridge" if !rootless => Network::Bridge,
+        "bridge" => {
+            return Err(Error::invalid(
+                "--net bridge needs root; rootless containers use --net slirp4netns",
+            ))
+        }
+        "none" => Network::None,
+        "host" => Network::Host,
+        "slirp4netns" => match net::slirp_problem() {
+            None => Network::Slirp,
+            Some(why) => return Err(Error::invalid(format!("--net slirp4netns: {why}"))),
+        },
+        n => {
+            return Err(Error::invalid(format!(
+                "network {n:?} is not supported (use bridge, none, host or slirp4netns)"
+            )))
+        }
+    })
+}
+
+/// The /etc files every container gets, bind-mounted from its directory (as Docker does),
+/// unless a volume of the user's already covers them.
+fn etc_mounts(dir: &std::path::Path, mounts: &mut Vec<Mount>) {
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        let dest = format!("/etc/{name}");
+        if mounts.iter().any(|m| m.dest == dest) {
+            continue;
+        }
+        mounts.push(Mount {
+            dest,
+            kind: MountKind::Bind {
+                source: dir.join(name),
+                readonly: false,
+            },
+        });
+    }
+}
+
+pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
     // From the first moment, a SIGINT/SIGTERM waits for the container instead of killing mrun
     // half-way through its setup (which would leave the container's directory behind); once
     // the container runs, it is forwarded to it.
     crate::process::block_forwarded()?;
-    let root = cli
-        .root
-        .clone()
-        .or_else(|| {
-            std::env::var_os("MINIBOX_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(Store::default_root);
     let rootless = unsafe { libc::geteuid() } != 0;
-    let network = match cli.net.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        n => {
-            return Err(Error::invalid(format!(
-                "network {n:?} is not supported here (use none or host)"
-            )))
-        }
+    let network = network(cli.net.as_deref(), rootless)?;
+    let mut ports: Vec<net::Publish> = cli
+        .publish
+        .iter()
+        .map(|p| net::parse_publish(p))
+        .collect::<Result<_>>()?;
+    if !ports.is_empty() && matches!(network, Network::None | Network::Host) {
+        warn(&format!(
+            "published ports are discarded with --net {}",
+            network.name()
+        ));
+        ports.clear();
+    }
+    let netcfg = match network {
+        Network::Bridge => Some(net::NetConfig::for_store(root)?),
+        _ => None,
     };
+    // `host-gateway` in --add-host: the host's address on the container's network.
+    let host_gateway = match network {
+        Network::Bridge => netcfg.as_ref().map(|c| c.gateway().into()),
+        Network::Slirp => Some(net::SLIRP_GATEWAY.into()),
+        _ => None,
+    };
+    let add_hosts = cli
+        .add_host
+        .iter()
+        .map(|h| net::parse_add_host(h, host_gateway))
+        .collect::<Result<Vec<_>>>()?;
+    let dns = cli
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse::<std::net::IpAddr>()
+                .map_err(|_| Error::invalid(format!("invalid --dns {d:?}: not an IP address")))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let limits = Limits {
         memory: cli.memory.as_deref().map(cgroup::parse_bytes).transpose()?,
         cpus: cli.cpus,
@@ -289,8 +673,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         .iter()
         .map(|d| device(d))
         .collect::<Result<_>>()?;
+    if let Some(n) = &cli.name {
+        if !state::valid_name(n) {
+            return Err(Error::invalid(format!(
+                "invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+    }
 
-    let store = Store::open(&root)?;
+    let store = Store::open(root)?;
     let (image, command) = cli
         .image_and_command
         .split_first()
@@ -308,13 +699,54 @@ pub fn run(cli: Cli) -> Result<i32> {
         workdir: cli.workdir.clone(),
         user: cli.user.clone(),
     };
-    let process = config::process(
-        img.config.config().as_ref(),
-        &layer_dirs,
-        &hostname,
-        &overrides,
-    )?;
-    let dir = container::create_dir(&store, &id, &pins)?;
+    let image_config = img.config.config().as_ref();
+    let process = config::process(image_config, &layer_dirs, &hostname, &overrides)?;
+    let stop_signal = image_config
+        .and_then(|c| c.stop_signal().clone())
+        .unwrap_or_else(|| "SIGTERM".to_string());
+    let (dir, owner) = state::create_dir(&store, &id, &pins)?;
+    let name = cli
+        .name
+        .clone()
+        .unwrap_or_else(|| state::generate_name(&store, &id));
+    let config = state::Config {
+        id: id.clone(),
+        name: name.clone(),
+        image: image.clone(),
+        image_id: img.id().to_string(),
+        created: state::now(),
+        args: process.args.clone(),
+        env: process.env.clone(),
+        cwd: process.cwd.clone(),
+        uid: process.uid,
+        gid: process.gid,
+        groups: process.groups.clone(),
+        caps: DEFAULT_CAPS,
+        hostname: hostname.clone(),
+        network: network.name().to_string(),
+        ports: cli.publish.clone(),
+        auto_remove: cli.rm,
+        stop_signal,
+        tty: cli.tty,
+        interactive: cli.interactive,
+        init: cli.init,
+        detached: cli.detach,
+        userns: rootless,
+        memory: limits.memory,
+        cpus: limits.cpus,
+        pids_limit: limits.pids,
+        layers: layer_dirs.clone(),
+    };
+    let recorded = state::claim_name(&store, &name, &id).and_then(|()| {
+        state::save_config(&dir, &config)?;
+        state::save_state(&dir, &state::State::default())
+    });
+    if let Err(e) = recorded {
+        state::release_name(&store, &name, &id);
+        let _ = layers::store::remove_all(&dir);
+        return Err(e);
+    }
+    etc_mounts(&dir, &mut mounts);
     let spec = Spec {
         layers: layer_dirs,
         dir,
@@ -327,16 +759,23 @@ pub fn run(cli: Cli) -> Result<i32> {
         userns: rootless.then(crate::process::rootless_maps),
         limits,
         userxattr: rootless,
+        caps: DEFAULT_CAPS,
     };
-    let _ = cli.name;
-    let outcome = container::run(
-        &spec,
-        &RunOptions {
-            forward_signals: true,
-            keep: false,
-            warn,
-        },
-    )?;
+    let launch = monitor::Launch {
+        spec,
+        config,
+        owner,
+        net: netcfg,
+        ports,
+        add_hosts,
+        dns,
+    };
+    if cli.detach {
+        monitor::detach(&store, launch)?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let outcome = monitor::run(&store, launch, monitor::Mode::Foreground)?;
     Ok(report(&outcome))
 }
 

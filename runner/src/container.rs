@@ -4,18 +4,20 @@
 //! they vanish with it, whatever happens to mrun.
 
 use crate::cgroup::{self, Cgroup};
-use crate::child::{Plan, DEFAULT_CAPS};
+use crate::child::Plan;
 use crate::error::{Error, IoContext, Result};
-use crate::process::{self, Exit};
+use crate::process::{self, Child, Exit};
 use crate::rootfs::{cstr, CgroupMount, Rootfs};
-use crate::spec::{Network, Spec};
+use crate::spec::Spec;
 use layers::image::Image;
 use layers::Store;
 use std::ffi::CString;
 use std::fs;
-use std::io::Write;
+
+use std::ffi::c_int;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub struct RunOptions {
     /// Pass SIGINT, SIGTERM, ... received by this thread on to the container (mrun).
@@ -61,35 +63,20 @@ pub fn image_layers(store: &Store, img: &Image) -> Result<(Vec<PathBuf>, Vec<Str
     Ok((dirs, pins))
 }
 
-/// Create `containers/<id>/` in the store with its pins (what GC must keep while it exists).
-pub fn create_dir(store: &Store, id: &str, pins: &[String]) -> Result<PathBuf> {
-    let dir = store.root().join("containers").join(id);
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .ctx("create", &dir)?;
-    let p = dir.join("pins");
-    let mut f = fs::File::create(&p).ctx("create", &p)?;
-    for d in pins {
-        writeln!(f, "{d}").ctx("write", &p)?;
-    }
-    Ok(dir)
-}
-
 /// Removes a container's directory when dropped, unless kept.
-struct DirGuard<'a> {
-    dir: &'a Path,
+struct DirGuard {
+    dir: PathBuf,
     keep: bool,
 }
 
-impl Drop for DirGuard<'_> {
+impl Drop for DirGuard {
     fn drop(&mut self) {
         if self.keep {
             // The merged/ and work/ dirs mean nothing once the mount namespace is gone.
             let _ = layers::store::remove_all(&self.dir.join("work"));
             let _ = layers::store::remove_all(&self.dir.join("l"));
         } else {
-            let _ = layers::store::remove_all(self.dir);
+            let _ = layers::store::remove_all(&self.dir);
         }
     }
 }
@@ -172,10 +159,64 @@ fn make_cgroup(
     }
 }
 
-/// Run `spec` to the end. The container's directory is `spec.dir` (see `create_dir`).
-pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
-    let _dir = DirGuard {
-        dir: &spec.dir,
+/// How the container's process is started beyond what its `Spec` says.
+pub struct Start<'a> {
+    /// Descriptors for its fds 0-2 (-1: inherit ours).
+    pub stdio: [c_int; 3],
+    /// A terminal of its own (the master comes back in `Started::pty`).
+    pub pty: bool,
+    /// `--init`: mrun's own PID 1 in front of the command.
+    pub init: bool,
+    /// Runs after the clone, before the container's setup (see `process::spawn`).
+    pub before_release: Option<&'a mut dyn FnMut(i32) -> Result<()>>,
+}
+
+impl Default for Start<'_> {
+    fn default() -> Self {
+        Start {
+            stdio: [-1; 3],
+            pty: false,
+            init: false,
+            before_release: None,
+        }
+    }
+}
+
+/// A running container: its process, its terminal, its cgroup. `finish` once it exited.
+pub struct Started {
+    pub child: Child,
+    pub pty: Option<OwnedFd>,
+    cgroup: Option<Cgroup>,
+    memory_limit: Option<u64>,
+    _dir: DirGuard,
+}
+
+impl Started {
+    /// Where the cgroup is, for the state file (None without cgroups).
+    pub fn cgroup(&self) -> Option<cgroup::Record> {
+        self.cgroup.as_ref().map(Cgroup::record)
+    }
+
+    /// After the process ended with `exit`: read the OOM state, remove the cgroup, and the
+    /// directory unless kept.
+    pub fn finish(mut self, exit: Exit) -> Result<Outcome> {
+        let oom_killed = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+        if let Some(c) = self.cgroup.as_mut() {
+            c.destroy()?;
+        }
+        Ok(Outcome {
+            exit,
+            oom_killed,
+            memory_limit: self.memory_limit,
+        })
+    }
+}
+
+/// Start `spec` and return once its command runs. The container's directory is `spec.dir`
+/// (see `create_dir`); on failure it is removed unless `opts.keep`.
+pub fn start(spec: &Spec, opts: &RunOptions, how: Start<'_>) -> Result<Started> {
+    let dir = DirGuard {
+        dir: spec.dir.clone(),
         keep: opts.keep,
     };
     match spec.process.args.first().map(String::as_str) {
@@ -196,7 +237,7 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
         .unwrap_or("container")
         .to_string();
     let links = prepare(spec)?;
-    let (mut cgroup, cgroupfs) = match make_cgroup(spec, &id, opts)? {
+    let (cgroup, cgroupfs) = match make_cgroup(spec, &id, opts)? {
         Some((c, m)) => (Some(c), m),
         None => (None, vec![]),
     };
@@ -206,34 +247,49 @@ pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
     } else {
         Some(spec.process.groups.clone())
     };
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         rootfs,
         cstr(&spec.hostname)?,
-        spec.network == Network::None,
+        spec.network.own_namespace(),
         true,
         (spec.process.uid, spec.process.gid, groups),
-        DEFAULT_CAPS,
+        spec.caps,
         cstr(&spec.process.cwd)?,
         candidates(spec)?,
         spec.process.args.iter().map(cstr).collect::<Result<_>>()?,
         spec.process.env.iter().map(cstr).collect::<Result<_>>()?,
     );
+    plan.cmd.stdio = how.stdio;
+    plan.cmd.pty = how.pty;
+    plan.cmd.init = how.init;
     if opts.forward_signals {
         process::block_forwarded()?;
     }
-    let flags = process::clone_flags(spec.userns.is_some(), spec.network == Network::None);
-    let child = process::spawn(&plan, flags, spec.userns.as_ref(), cgroup.as_ref())?;
-    let exit = child.wait(opts.forward_signals);
-    let oom_killed = cgroup.as_ref().is_some_and(|c| c.oom_killed());
-    let memory_limit = spec.limits.memory;
-    if let Some(c) = cgroup.as_mut() {
-        c.destroy()?;
-    }
-    Ok(Outcome {
-        exit: exit?,
-        oom_killed,
-        memory_limit,
+    let flags = process::clone_flags(spec.userns.is_some(), spec.network.own_namespace());
+    let spawned = process::spawn(
+        &plan,
+        flags,
+        spec.userns.as_ref(),
+        cgroup.as_ref(),
+        how.before_release.unwrap_or(&mut |_| Ok(())),
+    )?;
+    Ok(Started {
+        child: spawned.child,
+        pty: spawned.pty,
+        cgroup,
+        memory_limit: spec.limits.memory,
+        _dir: dir,
     })
+}
+
+/// Run `spec` to the end in the foreground, its stdio ours.
+pub fn run(spec: &Spec, opts: &RunOptions) -> Result<Outcome> {
+    let started = start(spec, opts, Start::default())?;
+    let exit = started.child.wait(opts.forward_signals);
+    match exit {
+        Ok(exit) => started.finish(exit),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,15 @@ pub enum Error {
     Exec { path: String, errno: i32 },
     #[error("{0}")]
     Invalid(String),
+    /// What the monitor of a detached container reported: its exit code and message.
+    #[error("{message}")]
+    Detached { code: i32, message: String },
+    /// No container or image by that name.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name already taken, a container in the wrong state for what was asked.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 fn exec_reason(errno: i32) -> String {
@@ -52,6 +61,7 @@ impl Error {
                 EXIT_NOT_FOUND
             }
             Error::Exec { .. } => EXIT_CANNOT_EXEC,
+            Error::Detached { code, .. } => *code,
             _ => EXIT_FAILED,
         }
     }

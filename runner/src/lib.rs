@@ -7,10 +7,14 @@ pub mod cli;
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod exec;
+pub mod lifecycle;
+pub mod monitor;
 pub mod net;
 pub mod process;
 pub mod rootfs;
 pub mod spec;
+pub mod state;
 pub mod syscall;
 pub mod tty;
 

@@ -9,7 +9,7 @@ use crate::error::{Error, IoContext, Result, EXIT_FAILED};
 use crate::spec::{IdMap, IdMaps};
 use crate::syscall::Linux;
 use std::ffi::c_int;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// The namespaces a container gets, user first (it owns the others) and mount last, the
 /// order in which they must be joined with setns(2).
@@ -90,11 +90,13 @@ impl Exit {
 
 const MSG_SETUP: u8 = b'S';
 const MSG_EXEC: u8 = b'E';
+/// `mrun exec`'s helper: the pid of the process it forked in the container.
+pub(crate) const MSG_PID: u8 = b'P';
 const MSG_MAX: usize = 1024;
 
 /// What the child sends when it cannot go on: kind, errno, then the text. Written without
 /// allocating (the child must not).
-fn send_failure(sock: c_int, f: &Failure<'_>) {
+pub(crate) fn send_failure(sock: c_int, f: &Failure<'_>) {
     let mut buf = [0u8; MSG_MAX];
     buf[0] = if f.exec { MSG_EXEC } else { MSG_SETUP };
     buf[1..5].copy_from_slice(&f.errno.to_le_bytes());
@@ -133,14 +135,23 @@ fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A started container process and, with a terminal, the terminal's master side.
+pub struct Spawned {
+    pub child: Child,
+    pub pty: Option<OwnedFd>,
+}
+
 /// Clone the child into `flags` namespaces, set it up as `plan` says and exec it. Returns
 /// once the command runs; a failure before exec is returned as the error it was.
+/// `before_release` runs once the child exists (its namespaces too: the network is wired
+/// here) and before it starts its setup; an error there kills it.
 pub fn spawn(
     plan: &Plan,
     flags: u64,
     userns: Option<&IdMaps>,
     cgroup: Option<&Cgroup>,
-) -> Result<Child> {
+    before_release: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<Spawned> {
     let (parent_sock, child_sock) = socketpair()?;
     let cgroup_fd = match cgroup.and_then(|c| c.v2_dir()) {
         Some(dir) => Some(std::fs::File::open(dir).ctx("open cgroup", dir)?),
@@ -194,6 +205,7 @@ pub fn spawn(
                 cg.add_pid(pid)?;
             }
         }
+        before_release(pid)?;
         // SAFETY: writing one byte from a valid buffer.
         if unsafe { libc::write(parent_sock.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
             return Err(Error::last_os("release the container process"));
@@ -205,20 +217,174 @@ pub fn spawn(
         let _ = child.wait(false);
         return Err(e);
     }
-    let mut buf = [0u8; MSG_MAX];
-    let n = loop {
-        // SAFETY: buf is valid for MSG_MAX bytes.
-        let n = unsafe { libc::recv(parent_sock.as_raw_fd(), buf.as_mut_ptr().cast(), MSG_MAX, 0) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
+    let mut pty = None;
+    loop {
+        match setup_message(&parent_sock) {
+            Ok(SetupMsg::Exec) => break,
+            Ok(SetupMsg::Pty(fd)) => pty = Some(fd),
+            Ok(SetupMsg::Pid(_)) => {}
+            Ok(SetupMsg::Failed(e)) => {
+                let _ = child.wait(false);
+                return Err(e);
+            }
+            Err(e) => {
+                child.kill(libc::SIGKILL);
+                let _ = child.wait(false);
+                return Err(e);
+            }
         }
-        break n;
-    };
-    if n >= 5 {
-        let _ = child.wait(false);
-        return Err(decode(&buf[..n as usize]));
     }
-    Ok(child)
+    Ok(Spawned { child, pty })
+}
+
+/// `mrun exec`'s processes: the helper (our child, whose exit status is the command's) and
+/// the command itself (inside the container), and the command's terminal.
+pub struct Joined {
+    pub helper: Child,
+    /// None when the command ended before we could open it (the helper reaps it at once);
+    /// signals then have nowhere to go.
+    pub command: Option<Child>,
+    pub pty: Option<OwnedFd>,
+}
+
+/// Clone the helper of `mrun exec` (see `exec`): it joins `namespaces` and `root` once
+/// `before_release` (given its pid) has put it in the container's cgroup, then forks the
+/// command. Returns once the command runs.
+pub fn spawn_joined(
+    cmd: &crate::child::Command,
+    namespaces: &[(c_int, OwnedFd)],
+    root: std::os::fd::BorrowedFd<'_>,
+    before_release: impl FnOnce(i32) -> Result<()>,
+) -> Result<Joined> {
+    let (parent_sock, child_sock) = socketpair()?;
+    let ns: Vec<(c_int, c_int)> = namespaces
+        .iter()
+        .map(|(f, fd)| (*f, fd.as_raw_fd()))
+        .collect();
+    let mut pidfd: c_int = -1;
+    let args = CloneArgs {
+        flags: CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    let parent_pid = std::process::id() as i32;
+    // SAFETY: as in `spawn`: a fork-like clone whose child makes raw system calls only.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        return Err(Error::Sys("clone3", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let sock = child_sock.as_raw_fd();
+        // SAFETY: raw system calls only.
+        unsafe {
+            libc::close(parent_sock.as_raw_fd());
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent_pid {
+                libc::_exit(EXIT_FAILED);
+            }
+            let mut b = [0u8; 1];
+            loop {
+                let n = libc::read(sock, b.as_mut_ptr().cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(EXIT_FAILED);
+            }
+        }
+        crate::exec::helper_main(cmd, &ns, root.as_raw_fd(), sock);
+    }
+    let pid = pid as i32;
+    drop(child_sock);
+    // SAFETY: CLONE_PIDFD stored a new descriptor owned by us.
+    let helper = Child {
+        pid,
+        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+    };
+    let released = before_release(pid).and_then(|()| {
+        // SAFETY: writing one byte from a valid buffer.
+        if unsafe { libc::write(parent_sock.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
+            return Err(Error::last_os("release the exec process"));
+        }
+        Ok(())
+    });
+    if let Err(e) = released {
+        helper.kill(libc::SIGKILL);
+        let _ = helper.wait(false);
+        return Err(e);
+    }
+    let mut pty = None;
+    let mut command = None;
+    loop {
+        match setup_message(&parent_sock) {
+            Ok(SetupMsg::Exec) => break,
+            Ok(SetupMsg::Pty(fd)) => pty = Some(fd),
+            Ok(SetupMsg::Pid(p)) => command = Some(crate::exec::child_of_pid(p)),
+            Ok(SetupMsg::Failed(e)) => {
+                let _ = helper.wait(false);
+                return Err(e);
+            }
+            Err(e) => {
+                helper.kill(libc::SIGKILL);
+                let _ = helper.wait(false);
+                return Err(e);
+            }
+        }
+    }
+    let command = match command {
+        Some(c) => c.ok(),
+        None => {
+            let _ = helper.wait(false);
+            return Err(Error::invalid("the exec process ended before it started"));
+        }
+    };
+    Ok(Joined {
+        helper,
+        command,
+        pty,
+    })
+}
+
+enum SetupMsg {
+    /// EOF: every copy of the child's end closed on exec.
+    Exec,
+    Pty(OwnedFd),
+    Pid(i32),
+    Failed(Error),
+}
+
+/// The next message from a child over the setup socket.
+fn setup_message(sock: &OwnedFd) -> Result<SetupMsg> {
+    use crate::tty::Msg;
+    loop {
+        match crate::tty::recv_msg(sock.as_fd()) {
+            Ok(Msg::Eof) => return Ok(SetupMsg::Exec),
+            Ok(Msg::Fd(fd)) => return Ok(SetupMsg::Pty(fd)),
+            Ok(Msg::Data(buf)) if buf.len() == 5 && buf[0] == MSG_PID => {
+                let pid = i32::from_le_bytes(buf[1..5].try_into().expect("4 bytes"));
+                return Ok(SetupMsg::Pid(pid));
+            }
+            Ok(Msg::Data(buf)) if buf.len() >= 5 => return Ok(SetupMsg::Failed(decode(&buf))),
+            Ok(Msg::Data(_)) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(Error::Sys("read from the container process", e)),
+        }
+    }
 }
 
 fn child_main(plan: &Plan, sock: c_int, other: c_int, parent_pid: i32) -> ! {
@@ -247,13 +413,44 @@ fn child_main(plan: &Plan, sock: c_int, other: c_int, parent_pid: i32) -> ! {
             }
             libc::_exit(EXIT_FAILED);
         }
-        let f = child::setup(&Linux, plan);
+        let f = child::setup(&Linux, plan, sock);
         send_failure(sock, &f);
         libc::_exit(if f.exec { 127 } else { EXIT_FAILED })
     }
 }
 
 impl Child {
+    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Reap the process after its pidfd polled readable.
+    pub fn reap(&self) -> Result<Exit> {
+        loop {
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid on our own pidfd with a valid siginfo.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    self.pidfd.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                )
+            };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(Error::last_os("waitid"));
+            }
+            let status = unsafe { info.si_status() };
+            return Ok(match info.si_code {
+                libc::CLD_EXITED => Exit::Code(status),
+                _ => Exit::Signal(status),
+            });
+        }
+    }
+
     pub fn kill(&self, sig: c_int) {
         // pidfd_send_signal targets exactly our child, never a recycled pid.
         unsafe {
@@ -267,11 +464,42 @@ impl Child {
         };
     }
 
+    pub fn from_pidfd(pid: i32, pidfd: OwnedFd) -> Child {
+        Child { pid, pidfd }
+    }
+
     /// Wait for the process to end. With `forward`, the signals in FORWARDED that reach
     /// this thread are passed on to it (they must have been blocked by `block_forwarded`
     /// before the clone, so none slips by).
     pub fn wait(&self, forward: bool) -> Result<Exit> {
-        let sigfd = if forward { Some(signalfd()?) } else { None };
+        if !forward {
+            return self.wait_quietly();
+        }
+        self.wait_forwarding(Some(self))
+    }
+
+    fn wait_quietly(&self) -> Result<Exit> {
+        let mut p = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; then reap.
+        while unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::last_os("poll"));
+            }
+        }
+        self.reap()
+    }
+
+    /// Wait for this process to end, passing the forwarded signals on to `to`.
+    pub fn wait_forwarding(&self, to: Option<&Child>) -> Result<Exit> {
+        let sigfd = if to.is_some() {
+            Some(signalfd()?)
+        } else {
+            None
+        };
         loop {
             let mut fds = [
                 libc::pollfd {
@@ -294,42 +522,14 @@ impl Child {
                 return Err(Error::last_os("poll"));
             }
             if fds[1].revents & libc::POLLIN != 0 {
-                if let Some(fd) = &sigfd {
-                    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                    let n = unsafe {
-                        libc::read(
-                            fd.as_raw_fd(),
-                            (&mut info as *mut libc::signalfd_siginfo).cast(),
-                            std::mem::size_of_val(&info),
-                        )
-                    };
-                    if n == std::mem::size_of_val(&info) as isize {
-                        self.kill(info.ssi_signo as c_int);
+                if let Some(sig) = sigfd.as_ref().and_then(|fd| read_signal(fd.as_fd())) {
+                    if let Some(t) = to {
+                        t.kill(sig);
                     }
                 }
             }
             if fds[0].revents & libc::POLLIN != 0 {
-                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-                // SAFETY: waitid on our own pidfd with a valid siginfo.
-                let r = unsafe {
-                    libc::waitid(
-                        libc::P_PIDFD,
-                        self.pidfd.as_raw_fd() as libc::id_t,
-                        &mut info,
-                        libc::WEXITED,
-                    )
-                };
-                if r < 0 {
-                    if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                        continue;
-                    }
-                    return Err(Error::last_os("waitid"));
-                }
-                let status = unsafe { info.si_status() };
-                return Ok(match info.si_code {
-                    libc::CLD_EXITED => Exit::Code(status),
-                    _ => Exit::Signal(status),
-                });
+                return self.reap();
             }
         }
     }
@@ -357,7 +557,22 @@ fn forwarded_set() -> libc::sigset_t {
     }
 }
 
-fn signalfd() -> Result<OwnedFd> {
+/// The next signal from a signalfd, if one is there.
+pub fn read_signal(fd: std::os::fd::BorrowedFd<'_>) -> Option<c_int> {
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    // SAFETY: reading one siginfo into our own struct.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            std::mem::size_of_val(&info),
+        )
+    };
+    (n == std::mem::size_of_val(&info) as isize).then_some(info.ssi_signo as c_int)
+}
+
+/// A signalfd for the forwarded signals (block them first with `block_forwarded`).
+pub fn signalfd() -> Result<OwnedFd> {
     let set = forwarded_set();
     let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
     if fd < 0 {

@@ -5,7 +5,7 @@
 //! it (CVE-2021-30465), and each mount goes onto the resolved fd through /proc/self/fd.
 
 use crate::error::{Error, Result};
-use crate::spec::{MountKind, Network, Spec};
+use crate::spec::{MountKind, Spec};
 use std::ffi::CString;
 use std::path::Path;
 
@@ -258,7 +258,7 @@ impl Rootfs {
         )?);
         match spec.network {
             // sysfs shows the network namespace of whoever mounts it: only with our own.
-            Network::None => steps.push(mount(
+            n if n.own_namespace() => steps.push(mount(
                 "mount sysfs on /sys",
                 Some(b"sysfs"),
                 Some("sysfs"),
@@ -267,7 +267,7 @@ impl Rootfs {
                 "sys",
                 false,
             )?),
-            Network::Host => {
+            _ => {
                 let mut s = mount(
                     "bind /sys on /sys",
                     Some(b"/sys"),

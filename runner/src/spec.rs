@@ -23,6 +23,9 @@ pub struct Spec {
     /// The xattr overlay reads opaque markers from: `userxattr` mounts in a user namespace
     /// use user.overlay.*.
     pub userxattr: bool,
+    /// The capabilities its processes keep (bounding set; effective and permitted for
+    /// root), Docker's default set unless changed.
+    pub caps: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -76,6 +79,27 @@ pub enum Network {
     None,
     /// The host's network namespace.
     Host,
+    /// A new network namespace with `lo` and an `eth0` on the `minibox0` bridge (wired by
+    /// the parent before the container is released; see `net`).
+    Bridge,
+    /// A new network namespace with `lo` and a `tap0` that slirp4netns serves (rootless).
+    Slirp,
+}
+
+impl Network {
+    /// The container gets a network namespace of its own.
+    pub fn own_namespace(self) -> bool {
+        self != Network::Host
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Host => "host",
+            Network::Bridge => "bridge",
+            Network::Slirp => "slirp4netns",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

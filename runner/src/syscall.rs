@@ -51,6 +51,16 @@ pub trait Sys {
     /// Default signal dispositions and an empty mask (ignored signals survive execve, and
     /// Rust ignores SIGPIPE), every fd from 3 up close-on-exec.
     fn prepare_exec(&self) -> SysResult;
+    fn dup2(&self, from: c_int, to: c_int) -> SysResult;
+    /// A session of its own, away from the terminal mrun runs in (a Ctrl-C there reaches
+    /// the container once, forwarded by mrun, not a second time from the terminal).
+    fn setsid(&self) -> SysResult;
+    /// Open a terminal in the container (see `tty::child_pty`): master to the parent over
+    /// `sock`, the slave on fds 0-2 as the controlling terminal of a new session.
+    fn open_pty(&self, sock: c_int, uid: u32) -> SysResult;
+    /// fork(2) for `--init`, with every signal blocked in the parent (init) and none in the
+    /// child; returns the child's pid, 0 in the child.
+    fn fork_init(&self) -> SysResult<i32>;
     /// Returns only on failure, with the errno. `argv` and `envp` end with a null pointer.
     fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> i32;
 }
@@ -278,6 +288,42 @@ impl Sys for Linux {
             ) as c_int)
         }
     }
+    fn dup2(&self, from: c_int, to: c_int) -> SysResult {
+        check(unsafe { libc::dup2(from, to) })
+    }
+    fn setsid(&self) -> SysResult {
+        check(unsafe { libc::setsid() })
+    }
+    fn open_pty(&self, sock: c_int, uid: u32) -> SysResult {
+        crate::tty::child_pty(sock, uid).map_err(|(_, e)| e)
+    }
+    fn fork_init(&self) -> SysResult<i32> {
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            check(libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old))?;
+            // The raw system call, not glibc's fork(): no atfork handlers in this child.
+            let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0);
+            if pid < 0 {
+                let e = errno();
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                return Err(e);
+            }
+            if pid == 0 {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                // Die with init, as init dies with the monitor.
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+            }
+            Ok(pid as i32)
+        }
+    }
     fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> i32 {
         if argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()) {
             // SAFETY: both arrays are null-terminated and point at the plan's C strings.
@@ -463,6 +509,24 @@ impl Sys for Recording {
     fn prepare_exec(&self) -> SysResult {
         self.calls.borrow_mut().push("prepare exec".into());
         Ok(())
+    }
+    fn dup2(&self, from: c_int, to: c_int) -> SysResult {
+        self.calls.borrow_mut().push(format!("dup2 {from} {to}"));
+        Ok(())
+    }
+    fn setsid(&self) -> SysResult {
+        self.calls.borrow_mut().push("setsid".into());
+        Ok(())
+    }
+    fn open_pty(&self, sock: c_int, uid: u32) -> SysResult {
+        self.calls
+            .borrow_mut()
+            .push(format!("pty via {sock} for {uid}"));
+        Ok(())
+    }
+    fn fork_init(&self) -> SysResult<i32> {
+        self.calls.borrow_mut().push("fork init".into());
+        Ok(0)
     }
     fn execve(&self, path: &CStr, _argv: &[*const c_char], _envp: &[*const c_char]) -> i32 {
         self.calls

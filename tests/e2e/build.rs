@@ -106,7 +106,7 @@ fn build(env: &Env, tag: &str, ctx: &Path) -> String {
 
 fn mrun(env: &Env, args: &[&str]) -> Output {
     let mut c = Command::new(MRUN);
-    c.arg("--root").arg(&env.root).args(args);
+    c.arg("--root").arg(&env.root).arg("--rm").args(args);
     c.env_remove("MINIBOX_ROOT");
     output_within(c, TIMEOUT)
 }

@@ -4,6 +4,7 @@
 mod build;
 mod common;
 mod interop;
+mod lifecycle;
 mod parser;
 mod run;
 mod store;

@@ -14,16 +14,17 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The tag of the test image in each test's store.
-const IMG: &str = "probe:1";
+pub(crate) const IMG: &str = "probe:1";
 
 /// How long any single mrun may take before the test kills it and fails (a loaded 2-core
 /// machine, but never a hang).
-const TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// busybox applets the test image links to /bin/busybox.
-const APPLETS: [&str; 22] = [
+const APPLETS: [&str; 31] = [
     "sh", "id", "ps", "cat", "ls", "dd", "sleep", "wc", "echo", "grep", "test", "[", "true",
-    "false", "env", "pwd", "hostname", "mkdir", "touch", "kill", "mount", "stat",
+    "false", "env", "pwd", "hostname", "mkdir", "touch", "kill", "mount", "stat", "httpd", "nc",
+    "wget", "ip", "seq", "tty", "stty", "readlink", "head",
 ];
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -91,7 +92,7 @@ pub fn image_tree(dir: &Path) {
 
 /// A fresh store holding the test image as `probe:1`, or None (with `skipped:`) when this
 /// machine cannot run containers.
-fn setup() -> Option<Env> {
+pub(crate) fn setup() -> Option<Env> {
     if skip_unless(
         is_root(),
         "mrun tests need root (overlay, namespaces, cgroups)",
@@ -111,7 +112,7 @@ fn setup() -> Option<Env> {
 // ---------------------------------------------------------------------------------------
 // Running mrun
 
-fn mrun_cmd(env: &Env) -> Command {
+pub(crate) fn mrun_cmd(env: &Env) -> Command {
     let mut c = Command::new(MRUN);
     c.arg("--root").arg(&env.root);
     c.env_remove("MINIBOX_ROOT").stdin(Stdio::null());
@@ -120,13 +121,13 @@ fn mrun_cmd(env: &Env) -> Command {
 
 /// A process this test started; killed (by its own handle, so never a recycled pid) and
 /// reaped when dropped before it ended.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     done: bool,
 }
 
 impl Running {
-    fn spawn(mut c: Command) -> Running {
+    pub(crate) fn spawn(mut c: Command) -> Running {
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         Running {
             child: c.spawn().unwrap(),
@@ -134,12 +135,12 @@ impl Running {
         }
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
     /// Wait until it exits, at most `timeout`; on timeout kill it and fail.
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -158,7 +159,7 @@ impl Running {
 
     /// Wait, with stdout and stderr read to the end (by threads, so a full pipe never
     /// blocks the child).
-    fn output(mut self, timeout: Duration) -> Output {
+    pub(crate) fn output(mut self, timeout: Duration) -> Output {
         let drain = |r: Option<Box<dyn Read + Send>>| {
             std::thread::spawn(move || {
                 let mut b = Vec::new();
@@ -198,25 +199,26 @@ impl Drop for Running {
     }
 }
 
-fn run_cmd(c: Command) -> Output {
+pub(crate) fn run_cmd(c: Command) -> Output {
     Running::spawn(c).output(TIMEOUT)
 }
 
-/// `mrun --root STORE args...`.
-fn mrun(env: &Env, args: &[&str]) -> Output {
+/// `mrun --root STORE --rm args...`: a foreground container removed on exit, as the tests
+/// here check that nothing is left.
+pub(crate) fn mrun(env: &Env, args: &[&str]) -> Output {
     let mut c = mrun_cmd(env);
-    c.args(args);
+    c.arg("--rm").args(args);
     run_cmd(c)
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status
         .code()
         .unwrap_or_else(|| panic!("mrun died of a signal: {:?}\n{}", o.status, text(&o.stderr)))
 }
 
 /// Run and insist on exit 0 with nothing on stderr; returns stdout.
-fn mrun_ok(env: &Env, args: &[&str]) -> String {
+pub(crate) fn mrun_ok(env: &Env, args: &[&str]) -> String {
     let o = mrun(env, args);
     assert!(
         o.status.success() && o.stderr.is_empty(),
@@ -228,7 +230,7 @@ fn mrun_ok(env: &Env, args: &[&str]) -> String {
     text(&o.stdout)
 }
 
-fn lines(s: &str) -> Vec<&str> {
+pub(crate) fn lines(s: &str) -> Vec<&str> {
     s.lines().collect()
 }
 
@@ -241,7 +243,7 @@ fn value(out: &str, key: &str) -> f64 {
 }
 
 /// A default container hostname: the first 12 hex digits of the container id.
-fn id_prefix(hostname: &str) -> String {
+pub(crate) fn id_prefix(hostname: &str) -> String {
     let h = hostname.trim().to_string();
     assert!(
         h.len() == 12
@@ -356,7 +358,7 @@ pub(crate) fn containers_of(env: &Env) -> Vec<PathBuf> {
 }
 
 /// No mount under the store, no cgroup of container `prefix`, no container directory.
-fn assert_nothing_left(env: &Env, prefix: &str, after: &str) {
+pub(crate) fn assert_nothing_left(env: &Env, prefix: &str, after: &str) {
     assert_eq!(
         mounts_of(env),
         Vec::<String>::new(),
@@ -443,7 +445,10 @@ fn container_has_its_own_hostname_pids_ipc_network_and_full_root_maps() {
     drop(q);
 
     // Only lo; with --net host the host's interfaces.
-    assert_eq!(mrun_ok(&env, &[IMG, "/probe", "ifaces"]), "lo\n");
+    assert_eq!(
+        mrun_ok(&env, &["--net", "none", IMG, "/probe", "ifaces"]),
+        "lo\n"
+    );
     let mut host: Vec<String> = fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
@@ -921,7 +926,7 @@ wait $child; st=$?
 if [ $st -gt 128 ]; then wait $child; st=$?; fi
 exit $st"#;
     let mut c = mrun_cmd(&env);
-    c.args([IMG, "sh", "-c", init]);
+    c.args(["--rm", IMG, "sh", "-c", init]);
     let mut r = Running::spawn(c);
     let mut out = BufReader::new(r.child.stdout.take().unwrap());
     let mut line = String::new();
@@ -1077,9 +1082,10 @@ impl User {
         self.cmd_with(prog, &[])
     }
 
+    /// `mrun --rm --net none args...` as the user (the network default has its own test).
     fn mrun(&self, args: &[&str]) -> Output {
         let mut c = self.cmd(&self.mrun);
-        c.args(args);
+        c.args(["--rm", "--net", "none"]).args(args);
         run_cmd(c)
     }
 }
@@ -1131,7 +1137,7 @@ fn rootless_run_is_root_inside_a_user_namespace_and_warns_once_without_cgroups()
             // A stale $USER (setpriv, su without -) must not pick someone else's ranges:
             // newuidmap checks those of the real uid's name.
             let mut c = u.cmd_with(&u.mrun, &["USER=root"]);
-            c.args([IMG, "/probe", "maps"]);
+            c.args(["--rm", "--net", "none", IMG, "/probe", "maps"]);
             let o = run_cmd(c);
             assert!(
                 o.status.success(),
@@ -1164,6 +1170,25 @@ fn rootless_run_is_root_inside_a_user_namespace_and_warns_once_without_cgroups()
         "{err:?}"
     );
     id_prefix(&text(&o.stdout));
+
+    // A user's default network: slirp4netns where it can work (tap0), else none with one
+    // note saying why.
+    let mut c = u.cmd(&u.mrun);
+    c.args(["--rm", IMG, "/probe", "ifaces"]);
+    let o = run_cmd(c);
+    assert!(o.status.success(), "{}\n{}", o.status, text(&o.stderr));
+    let err = text(&o.stderr);
+    let ifaces = text(&o.stdout);
+    if err.contains("the container gets no network (--net none)") {
+        assert_eq!(ifaces, "lo\n");
+        assert!(
+            err.lines().any(|l| l.starts_with("mrun: /dev/net/tun")
+                || l.starts_with("mrun: slirp4netns is not installed")),
+            "{err:?}"
+        );
+    } else {
+        assert!(ifaces.lines().any(|l| l == "tap0"), "{ifaces:?} {err:?}");
+    }
 }
 
 #[test]

@@ -349,10 +349,19 @@ fn relative_to_root(path: &str, root: &str) -> Option<PathBuf> {
     Some(rel.to_path_buf())
 }
 
-/// The cgroup of one container. Dropping it destroys it.
+/// Where a container's cgroup lives, as kept in its state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub v2: bool,
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The cgroup of one container. Dropping the one `create` made destroys it; one reopened
+/// from a record is destroyed only by an explicit `destroy`.
 #[derive(Debug)]
 pub struct Cgroup {
     manager: Manager,
+    owned: bool,
 }
 
 #[derive(Debug)]
@@ -375,7 +384,10 @@ impl Cgroup {
                 Manager::V2(v2::Manager::create(mount, own, id, limits)?)
             }
         };
-        Ok(Cgroup { manager })
+        Ok(Cgroup {
+            manager,
+            owned: true,
+        })
     }
 
     /// Move process `pid` into the cgroup (every hierarchy on v1).
@@ -428,6 +440,75 @@ impl Cgroup {
         }
     }
 
+    /// What another process needs to join this cgroup or remove it later (`mrun exec`, `mrun
+    /// rm` of a container whose monitor died): the directories it lives in.
+    pub fn record(&self) -> Record {
+        match &self.manager {
+            Manager::V1(m) => Record {
+                v2: false,
+                dirs: m.dirs().map(Path::to_path_buf).collect(),
+            },
+            Manager::V2(m) => Record {
+                v2: true,
+                dirs: m.dir().into_iter().map(Path::to_path_buf).collect(),
+            },
+        }
+    }
+
+    /// The cgroup a `record` describes, made by another process. Its directories must lie
+    /// be `minibox/<id>` cgroups: a damaged state file cannot point it at another cgroup.
+    pub fn reopen(r: &Record) -> Result<Cgroup> {
+        for d in &r.dirs {
+            let parent_ok = d
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "minibox");
+            if !parent_ok {
+                return Err(Error::Invalid(format!(
+                    "{} is not a minibox cgroup",
+                    d.display()
+                )));
+            }
+        }
+        let manager = if r.v2 {
+            match r.dirs.first() {
+                Some(d) => Manager::V2(v2::Manager::reopen(d.clone())),
+                None => Manager::V1(v1::Manager::reopen(vec![])),
+            }
+        } else {
+            Manager::V1(v1::Manager::reopen(r.dirs.clone()))
+        };
+        Ok(Cgroup {
+            manager,
+            owned: false,
+        })
+    }
+
+    /// Where `create` would have put container `id`'s cgroup, to remove what a killed
+    /// process left without a record (a builder step). Nothing is created.
+    pub fn leftover(h: &Hierarchy, id: &str) -> Result<Cgroup> {
+        check_id(id)?;
+        let dirs = match h {
+            Hierarchy::V1 { controllers } => {
+                let mut dirs: Vec<PathBuf> = Vec::new();
+                for c in V1_CONTROLLERS {
+                    if let Some(m) = controllers.get(c) {
+                        let p = m.mount.join(&m.own).join("minibox").join(id);
+                        if !dirs.contains(&p) {
+                            dirs.push(p);
+                        }
+                    }
+                }
+                dirs
+            }
+            Hierarchy::V2 { mount, own } => vec![mount.join(own).join("minibox").join(id)],
+        };
+        Cgroup::reopen(&Record {
+            v2: matches!(h, Hierarchy::V2 { .. }),
+            dirs,
+        })
+    }
+
     #[cfg(test)]
     fn dirs(&self) -> Vec<PathBuf> {
         match &self.manager {
@@ -439,7 +520,9 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        let _ = self.destroy();
+        if self.owned {
+            let _ = self.destroy();
+        }
     }
 }
 

@@ -73,6 +73,20 @@ impl Manager {
         Ok(m)
     }
 
+    /// The directories of a cgroup made by another process; only joining and destroying
+    /// need no controller names.
+    pub(super) fn reopen(dirs: Vec<PathBuf>) -> Manager {
+        Manager {
+            dirs: dirs
+                .into_iter()
+                .map(|path| Dir {
+                    path,
+                    controllers: vec![],
+                })
+                .collect(),
+        }
+    }
+
     fn make(&mut self, planned: Vec<Dir>, limits: &Limits) -> Result<()> {
         let unwritable = |e: Error| {
             if e.is_permission() {

@@ -49,6 +49,13 @@ impl Manager {
         create_under(&base, id, limits, &needed)
     }
 
+    pub(super) fn reopen(dir: PathBuf) -> Manager {
+        Manager {
+            dir,
+            removed: false,
+        }
+    }
+
     pub(super) fn dir(&self) -> Option<&Path> {
         (!self.removed).then_some(self.dir.as_path())
     }
