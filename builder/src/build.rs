@@ -599,6 +599,13 @@ impl Builder<'_> {
             limits: Default::default(),
             userxattr: rootless,
             caps: runner::child::DEFAULT_CAPS,
+            // A RUN step is a container like any other: Docker's defaults.
+            seccomp: Some(runner::seccomp::compile(
+                &runner::seccomp::default_profile(),
+                runner::child::DEFAULT_CAPS,
+            )?),
+            no_new_privs: false,
+            masked_paths: true,
         };
         if st.dirs.is_empty() {
             let _ = layers::store::remove_all(&dir);

@@ -77,6 +77,9 @@ pub struct Command {
     /// Stay as the container's PID 1, forwarding signals and reaping orphans, and run the
     /// command as its child (`--init`).
     pub init: bool,
+    /// Loaded last thing before the ids change (or, with no_new_privs, before exec).
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    pub no_new_privs: bool,
     argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     envp: Vec<CString>,
@@ -114,6 +117,8 @@ impl Command {
             stdio: [-1; 3],
             pty: false,
             init: false,
+            seccomp: None,
+            no_new_privs: false,
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
             argv,
@@ -161,10 +166,10 @@ pub struct Failure<'a> {
 }
 
 /// `/proc/self/fd/N` in a stack buffer.
-struct FdPath([u8; 32]);
+pub(crate) struct FdPath([u8; 32]);
 
 impl FdPath {
-    fn new(fd: c_int) -> FdPath {
+    pub(crate) fn new(fd: c_int) -> FdPath {
         let mut b = [0u8; 32];
         let prefix = b"/proc/self/fd/";
         b[..prefix.len()].copy_from_slice(prefix);
@@ -183,7 +188,7 @@ impl FdPath {
         b[prefix.len()..prefix.len() + d.len()].copy_from_slice(d);
         FdPath(b)
     }
-    fn as_cstr(&self) -> &CStr {
+    pub(crate) fn as_cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.0).expect("NUL-terminated")
     }
 }
@@ -204,6 +209,8 @@ const C_OPEN_ROOT: &CStr = c"open the container's root";
 const C_STDIO: &CStr = c"set up stdin/stdout/stderr";
 const C_PTY: &CStr = c"open a pseudo-terminal in the container";
 const C_SETSID: &CStr = c"setsid";
+const C_NNP: &CStr = c"set no_new_privs";
+const C_SECCOMP: &CStr = c"load the seccomp filter";
 const C_INIT: &CStr = c"start the init process";
 
 fn fail(what: &CStr, errno: i32) -> Failure<'_> {
@@ -212,6 +219,17 @@ fn fail(what: &CStr, errno: i32) -> Failure<'_> {
         what,
         errno,
     }
+}
+
+/// Open `t` inside the root if it exists; never creates anything.
+fn open_existing<S: Sys>(sys: &S, root: c_int, t: &Target) -> SysResult<c_int> {
+    sys.openat2(
+        root,
+        &t.rel,
+        (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    )
 }
 
 /// Open (creating what is missing) the first `upto` components of `t` inside the root.
@@ -349,6 +367,34 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
             }
         }
         Step::RemountRo { what, target } => make_read_only(sys, root, what, target)?,
+        Step::Mask(t) => {
+            let fd = match open_existing(sys, root, t) {
+                Ok(fd) => fd,
+                Err(libc::ENOENT) => return Ok(()),
+                Err(e) => return Err(fail(&t.shown, e)),
+            };
+            let r = sys.mask(fd);
+            sys.close(fd);
+            r.map_err(|e| fail(&t.shown, e))?;
+        }
+        Step::ReadOnlyPath(t) => {
+            let fd = match open_existing(sys, root, t) {
+                Ok(fd) => fd,
+                Err(libc::ENOENT) => return Ok(()),
+                Err(e) => return Err(fail(&t.shown, e)),
+            };
+            let p = FdPath::new(fd);
+            let r = sys.mount(
+                Some(p.as_cstr()),
+                p.as_cstr(),
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            );
+            sys.close(fd);
+            r.map_err(|e| fail(&t.shown, e))?;
+            make_read_only(sys, root, &t.shown, t)?;
+        }
         Step::Mkdir(t) => {
             let fd = open_in_root(sys, root, t, t.steps.len()).map_err(|e| fail(&t.shown, e))?;
             sys.close(fd);
@@ -504,6 +550,14 @@ fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(
     } else {
         sys.setsid().map_err(|e| fail(C_SETSID, e))?;
     }
+    if p.no_new_privs {
+        sys.no_new_privs().map_err(|e| fail(C_NNP, e))?;
+    }
+    // Without no_new_privs, loading a filter takes CAP_SYS_ADMIN: load it while root still
+    // holds it, before the ids change (runc's order).
+    if let (Some(f), false) = (&p.seccomp, p.no_new_privs) {
+        sys.seccomp(f).map_err(|e| fail(C_SECCOMP, e))?;
+    }
     // The bounding set can only shrink while we still hold CAP_SETPCAP, so before the ids.
     sys.drop_bounding(p.caps, p.last_cap)
         .map_err(|e| fail(C_CAPS, e))?;
@@ -518,6 +572,10 @@ fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(
         sys.set_caps(p.caps).map_err(|e| fail(C_CAPS, e))?;
     }
     sys.chdir(&p.cwd).map_err(|e| fail(&p.cwd, e))?;
+    // With no_new_privs, as late as possible: the filter then covers the least of ours.
+    if let (Some(f), true) = (&p.seccomp, p.no_new_privs) {
+        sys.seccomp(f).map_err(|e| fail(C_SECCOMP, e))?;
+    }
     sys.prepare_exec().map_err(|e| fail(C_PREPARE, e))?;
     Ok(())
 }
@@ -579,6 +637,9 @@ mod tests {
             limits: Default::default(),
             userxattr: false,
             caps: DEFAULT_CAPS,
+            seccomp: None,
+            no_new_privs: false,
+            masked_paths: true,
         }
     }
 

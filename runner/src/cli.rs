@@ -221,6 +221,18 @@ pub struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
+    /// Add a Linux capability (NAME, CAP_NAME, or ALL)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a Linux capability (NAME, CAP_NAME, or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, no masked /proc and /sys paths
+    #[arg(long)]
+    privileged: bool,
+    /// seccomp=unconfined, seccomp=PROFILE.json (Docker's format), no-new-privileges
+    #[arg(long = "security-opt", value_name = "OPT")]
+    security_opt: Vec<String>,
     // One positional for both, so that everything after the image belongs to the command
     // (trailing_var_arg): `mrun img --version` runs `--version` in the container, as
     // `docker run` does, rather than printing mrun's version.
@@ -574,6 +586,103 @@ fn network(asked: Option<&str>, rootless: bool) -> Result<Network> {
     })
 }
 
+/// What the security flags add up to.
+struct Security {
+    caps: u64,
+    /// "default", "unconfined" or a profile's JSON.
+    seccomp: String,
+    no_new_privs: bool,
+    privileged: bool,
+}
+
+/// Every capability mrun itself may hand on: its bounding set (a root without
+/// CAP_SYS_RESOURCE, say, cannot give it to a container either).
+fn all_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(DEFAULT_CAPS)
+}
+
+fn cap_set(names: &[String], flag: &str) -> Result<(u64, bool)> {
+    let mut set = 0u64;
+    let mut all = false;
+    for n in names {
+        if n.eq_ignore_ascii_case("ALL") {
+            all = true;
+            continue;
+        }
+        let c = crate::seccomp::cap_number(n)
+            .ok_or_else(|| Error::invalid(format!("invalid {flag} {n:?}: no such capability")))?;
+        set |= 1 << c;
+    }
+    Ok((set, all))
+}
+
+/// Docker's rules: `--cap-drop ALL` then `--cap-add` what is wanted; otherwise the default
+/// set plus the added minus the dropped.
+fn security(cli: &RunArgs) -> Result<Security> {
+    let (add, add_all) = cap_set(&cli.cap_add, "--cap-add")?;
+    let (drop, drop_all) = cap_set(&cli.cap_drop, "--cap-drop")?;
+    let mut caps = if cli.privileged || add_all {
+        all_caps()
+    } else if drop_all {
+        0
+    } else {
+        DEFAULT_CAPS
+    };
+    if drop_all && !cli.privileged {
+        caps = if add_all { all_caps() } else { add };
+    } else {
+        caps = (caps | add) & !drop;
+    }
+    let mut seccomp = if cli.privileged {
+        "unconfined"
+    } else {
+        "default"
+    }
+    .to_string();
+    let mut no_new_privs = false;
+    for o in &cli.security_opt {
+        let (k, v) = o
+            .split_once(['=', ':'])
+            .map_or((o.as_str(), None), |(k, v)| (k, Some(v)));
+        match (k, v) {
+            ("seccomp", Some("unconfined")) => seccomp = "unconfined".into(),
+            ("seccomp", Some(file)) if !file.is_empty() => {
+                let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
+                    op: "read seccomp profile",
+                    path: PathBuf::from(file),
+                    source: e,
+                })?;
+                // Checked now, so a bad profile is an error before anything starts.
+                crate::seccomp::compile(&crate::seccomp::Profile::parse(&text, file)?, caps)?;
+                seccomp = text;
+            }
+            ("no-new-privileges", None | Some("true")) => no_new_privs = true,
+            ("no-new-privileges", Some("false")) => no_new_privs = false,
+            ("apparmor" | "label", Some(_)) => warn(&format!(
+                "--security-opt {o}: this machine's minibox has no LSM support; ignored"
+            )),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "invalid --security-opt {o:?} (seccomp=unconfined|FILE, no-new-privileges)"
+                )))
+            }
+        }
+    }
+    Ok(Security {
+        caps,
+        seccomp,
+        no_new_privs,
+        privileged: cli.privileged,
+    })
+}
+
 /// The /etc files every container gets, bind-mounted from its directory (as Docker does),
 /// unless a volume of the user's already covers them.
 fn etc_mounts(dir: &std::path::Path, mounts: &mut Vec<Mount>) {
@@ -673,6 +782,8 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         .iter()
         .map(|d| device(d))
         .collect::<Result<_>>()?;
+    let sec = security(&cli)?;
+    let seccomp = crate::seccomp::program_for(&sec.seccomp, sec.caps)?;
     if let Some(n) = &cli.name {
         if !state::valid_name(n) {
             return Err(Error::invalid(format!(
@@ -721,7 +832,7 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         uid: process.uid,
         gid: process.gid,
         groups: process.groups.clone(),
-        caps: DEFAULT_CAPS,
+        caps: sec.caps,
         hostname: hostname.clone(),
         network: network.name().to_string(),
         ports: cli.publish.clone(),
@@ -736,6 +847,9 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         cpus: limits.cpus,
         pids_limit: limits.pids,
         layers: layer_dirs.clone(),
+        seccomp: sec.seccomp.clone(),
+        no_new_privs: sec.no_new_privs,
+        privileged: sec.privileged,
     };
     let recorded = state::claim_name(&store, &name, &id).and_then(|()| {
         state::save_config(&dir, &config)?;
@@ -759,7 +873,10 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         userns: rootless.then(crate::process::rootless_maps),
         limits,
         userxattr: rootless,
-        caps: DEFAULT_CAPS,
+        caps: sec.caps,
+        seccomp,
+        no_new_privs: sec.no_new_privs,
+        masked_paths: !sec.privileged,
     };
     let launch = monitor::Launch {
         spec,

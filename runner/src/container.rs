@@ -262,6 +262,8 @@ pub fn start(spec: &Spec, opts: &RunOptions, how: Start<'_>) -> Result<Started> 
     plan.cmd.stdio = how.stdio;
     plan.cmd.pty = how.pty;
     plan.cmd.init = how.init;
+    plan.cmd.seccomp = spec.seccomp.clone();
+    plan.cmd.no_new_privs = spec.no_new_privs;
     if opts.forward_signals {
         process::block_forwarded()?;
     }

@@ -157,6 +157,9 @@ pub fn exec(c: &Container, args: &[String], o: &ExecOptions) -> Result<Exit> {
         cmd.stdio[0] = devnull.as_raw_fd();
     }
     cmd.pty = o.tty;
+    // The container's own confinement, as runc's exec gives it.
+    cmd.seccomp = crate::seccomp::program_for(&cfg.seccomp, cmd.caps)?;
+    cmd.no_new_privs = cfg.no_new_privs;
 
     process::block_forwarded()?;
     let joined = process::spawn_joined(&cmd, &target.namespaces, target.root.as_fd(), |pid| {

@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod net;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod syscall;

@@ -121,13 +121,20 @@ fn write_etc_files(l: &Launch, ip: Option<std::net::Ipv4Addr>) -> Result<()> {
     } else {
         net::hosts(&l.spec.hostname, ip, &l.add_hosts)
     };
-    let resolv = if host && l.dns.is_empty() {
+    // slirp4netns answers DNS itself, on 10.0.2.3.
+    let slirp_dns = [IpAddr::V4(net::SLIRP_DNS)];
+    let dns: &[IpAddr] = if l.dns.is_empty() && l.spec.network == Network::Slirp {
+        &slirp_dns
+    } else {
+        &l.dns
+    };
+    let resolv = if host && dns.is_empty() {
         fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
     } else {
         net::resolv_conf(
             &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            &l.dns,
-            l.spec.network == Network::Bridge,
+            dns,
+            l.spec.network.own_namespace(),
         )
     };
     for (name, text) in [
@@ -206,7 +213,8 @@ fn supervise(l: &Launch, mode: &Mode, st: &mut State) -> Result<Outcome> {
     // to ours (the fast path: no relay).
     let logging = !(fg && cfg.auto_remove);
     let tty = cfg.tty;
-    write_etc_files(l, None)?;
+    let known_ip = (l.spec.network == Network::Slirp).then_some(net::SLIRP_GUEST);
+    write_etc_files(l, known_ip)?;
 
     let devnull = File::options()
         .read(true)
@@ -530,6 +538,8 @@ pub fn detach(store: &Store, l: Launch) -> Result<()> {
         // SAFETY: plain system calls in the new process.
         unsafe {
             libc::setsid();
+            // Hold no directory of the caller's busy (an unmount, a removed cwd).
+            libc::chdir(c"/".as_ptr());
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
             for fd in 0..3 {
                 libc::dup2(null, fd);

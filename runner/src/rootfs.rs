@@ -19,6 +19,32 @@ const MS_STRICTATIME: u64 = libc::MS_STRICTATIME;
 
 /// The most a mount option string may hold (one page, mount(2)).
 const PAGE: usize = 4096;
+/// What Docker hides from a container (moby's oci defaults; /proc/interrupts too): kernel
+/// memory, keys, timers and scheduler internals, hardware details, firmware.
+pub const MASKED_PATHS: [&str; 12] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// What a container may read but not change (Docker's read-only paths).
+pub const READ_ONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// overlayfs's limit on stacked lower layers (OVL_MAX_STACK).
 const MAX_LAYERS: usize = 500;
 
@@ -52,6 +78,12 @@ pub enum Step {
         target: Target,
     },
     Mkdir(Target),
+    /// Hide a path when it exists (Docker's masked paths): a read-only empty tmpfs over a
+    /// directory, /dev/null over a file. Nothing is created.
+    Mask(Target),
+    /// Make a path read-only when it exists (Docker's read-only paths): bind it on itself,
+    /// then remount that bind read-only.
+    ReadOnlyPath(Target),
     Symlink {
         target: CString,
         link: Target,
@@ -433,6 +465,15 @@ impl Rootfs {
                 *remount_ro = d.readonly;
             }
             steps.push(s);
+        }
+        if spec.masked_paths {
+            // Last, over anything mounted before: no volume can bring them back.
+            for p in MASKED_PATHS {
+                steps.push(Step::Mask(target(p, false)?));
+            }
+            for p in READ_ONLY_PATHS {
+                steps.push(Step::ReadOnlyPath(target(p, false)?));
+            }
         }
         if spec.process.cwd != "/" {
             steps.push(Step::Mkdir(target(&spec.process.cwd, false)?));

@@ -26,6 +26,12 @@ pub struct Spec {
     /// The capabilities its processes keep (bounding set; effective and permitted for
     /// root), Docker's default set unless changed.
     pub caps: u64,
+    /// The seccomp program its processes run under (see `seccomp`); None: unconfined.
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// `--security-opt no-new-privileges`: setuid bits and file capabilities give nothing.
+    pub no_new_privs: bool,
+    /// Docker's masked and read-only /proc and /sys paths (off with `--privileged`).
+    pub masked_paths: bool,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -58,6 +58,13 @@ pub struct Config {
     pub pids_limit: Option<i64>,
     /// The image's layer directories, bottom first (for `exec -u NAME`).
     pub layers: Vec<PathBuf>,
+    /// "default", "unconfined" or the JSON of `--security-opt seccomp=FILE`.
+    #[serde(default)]
+    pub seccomp: String,
+    #[serde(default)]
+    pub no_new_privs: bool,
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]

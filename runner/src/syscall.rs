@@ -52,6 +52,12 @@ pub trait Sys {
     /// Rust ignores SIGPIPE), every fd from 3 up close-on-exec.
     fn prepare_exec(&self) -> SysResult;
     fn dup2(&self, from: c_int, to: c_int) -> SysResult;
+    /// Hide what `fd` (O_PATH) names: an empty read-only tmpfs over a directory, /dev/null
+    /// bound over anything else.
+    fn mask(&self, fd: c_int) -> SysResult;
+    fn no_new_privs(&self) -> SysResult;
+    /// Load a seccomp filter (seccomp(2), SECCOMP_SET_MODE_FILTER).
+    fn seccomp(&self, prog: &[libc::sock_filter]) -> SysResult;
     /// A session of its own, away from the terminal mrun runs in (a Ctrl-C there reaches
     /// the container once, forwarded by mrun, not a second time from the terminal).
     fn setsid(&self) -> SysResult;
@@ -294,6 +300,50 @@ impl Sys for Linux {
     fn setsid(&self) -> SysResult {
         check(unsafe { libc::setsid() })
     }
+    fn mask(&self, fd: c_int) -> SysResult {
+        // SAFETY: fstat into our own struct; the path is built on the stack.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            check(libc::fstat(fd, &mut st))?;
+            let fdp = crate::child::FdPath::new(fd);
+            let path = fdp.as_cstr();
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                check(libc::mount(
+                    c"tmpfs".as_ptr(),
+                    path.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    c"size=0,mode=555".as_ptr().cast(),
+                ))
+            } else {
+                check(libc::mount(
+                    c"/dev/null".as_ptr(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ))
+            }
+        }
+    }
+    fn no_new_privs(&self) -> SysResult {
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+    }
+    fn seccomp(&self, prog: &[libc::sock_filter]) -> SysResult {
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the program outlives the call; the kernel copies it.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                1u32, /* SECCOMP_SET_MODE_FILTER */
+                0u32,
+                &fprog as *const libc::sock_fprog,
+            )
+        } as c_int)
+    }
     fn open_pty(&self, sock: c_int, uid: u32) -> SysResult {
         crate::tty::child_pty(sock, uid).map_err(|(_, e)| e)
     }
@@ -516,6 +566,21 @@ impl Sys for Recording {
     }
     fn setsid(&self) -> SysResult {
         self.calls.borrow_mut().push("setsid".into());
+        Ok(())
+    }
+    fn mask(&self, fd: c_int) -> SysResult {
+        let p = self.path_of(fd);
+        self.calls.borrow_mut().push(format!("mask {p}"));
+        Ok(())
+    }
+    fn no_new_privs(&self) -> SysResult {
+        self.calls.borrow_mut().push("no_new_privs".into());
+        Ok(())
+    }
+    fn seccomp(&self, prog: &[libc::sock_filter]) -> SysResult {
+        self.calls
+            .borrow_mut()
+            .push(format!("seccomp {} instructions", prog.len()));
         Ok(())
     }
     fn open_pty(&self, sock: c_int, uid: u32) -> SysResult {

@@ -340,6 +340,8 @@ fn exec_sees_the_containers_hostname_pids_filesystem_and_limits() {
         mr_ok(&env, &["exec", "-u", "app", "box", "id", "-u"]),
         "1000\n"
     );
+    // Its seccomp filter too.
+    assert!(ex(&["grep", "Seccomp:", "/proc/self/status"]).contains('2'));
     let caps = ex(&["/probe", "caps"]);
     assert!(caps.contains("CapEff: 00000000a80425fb"), "{caps}");
     // -e and -w.
@@ -556,6 +558,22 @@ fn sigkill_of_the_monitor_shows_the_container_exited_and_rm_f_cleans_everything(
         "{v}"
     );
 
+    // mbuild prune clears what the dead monitor left (cgroup, lease, veth) and keeps the
+    // record, as Docker keeps exited containers; rm -f then removes it.
+    let pruned = env.ok(["prune"]);
+    assert!(
+        pruned.contains(&format!("container {} had lost its monitor", &id[..12])),
+        "{pruned}"
+    );
+    assert_eq!(cgroups_of(&id[..12]), Vec::<std::path::PathBuf>::new());
+    assert_eq!(leases_of(&id), Vec::<String>::new());
+    assert!(!Path::new("/sys/class/net").join(veth(&id)).exists());
+    assert!(mr_ok(&env, &["ps", "-a"]).contains("orphan"));
+    assert!(
+        env.ok(["prune"]).lines().all(|l| !l.contains(&id[..12])),
+        "reaped twice"
+    );
+
     mr_ok(&env, &["rm", "-f", "orphan"]);
     assert_gone(&env, &id);
 }
@@ -715,4 +733,45 @@ fn interactive_terminal_under_tmux() {
         .unwrap()
         .next()
         .is_none());
+}
+
+#[test]
+fn slirp4netns_serves_a_container_and_its_published_port() {
+    let Some(env) = setup() else { return };
+    if skip_unless(
+        have("slirp4netns"),
+        "slirp4netns is not installed (scripts/install-deps installs it)",
+    ) {
+        return;
+    }
+    // Rootless containers use it by default; as root it is chosen with --net (this machine's
+    // /dev/net/tun is root's only, so the rootless default is tested as "none, with a note").
+    let mut cs = Containers::new(&env);
+    let id = cs.detach(
+        "slirp",
+        &[
+            "--net",
+            "slirp4netns",
+            "-p",
+            "127.0.0.1:18082:80",
+            IMG,
+            "sh",
+            "-c",
+            HTTPD,
+        ],
+    );
+    assert_eq!(http_get("127.0.0.1:18082"), "hello from httpd\n");
+    let addrs = mr_ok(&env, &["exec", "slirp", "ip", "-o", "-4", "addr"]);
+    assert!(
+        addrs.contains("tap0") && addrs.contains("10.0.2.100"),
+        "{addrs}"
+    );
+    let resolv = mr_ok(&env, &["exec", "slirp", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.0.2.3"), "{resolv}");
+    mr_ok(&env, &["rm", "-f", "slirp"]);
+    assert_gone(&env, &id);
+    assert!(
+        TcpListener::bind("127.0.0.1:18082").is_ok(),
+        "the port is free again"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod build;
 mod common;
+mod confinement;
 mod interop;
 mod lifecycle;
 mod parser;

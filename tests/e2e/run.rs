@@ -90,16 +90,21 @@ pub fn image_tree(dir: &Path) {
     fs::write(dir.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
 }
 
-/// A fresh store holding the test image as `probe:1`, or None (with `skipped:`) when this
-/// machine cannot run containers.
-pub(crate) fn setup() -> Option<Env> {
-    if skip_unless(
+/// Whether this machine can run the container tests (root, busybox); says why not.
+pub(crate) fn is_root_and_busybox() -> bool {
+    !(skip_unless(
         is_root(),
         "mrun tests need root (overlay, namespaces, cgroups)",
     ) || skip_unless(
         Path::new(BUSYBOX).exists(),
         "/bin/busybox missing (scripts/install-deps installs busybox-static)",
-    ) {
+    ))
+}
+
+/// A fresh store holding the test image as `probe:1`, or None (with `skipped:`) when this
+/// machine cannot run containers.
+pub(crate) fn setup() -> Option<Env> {
+    if !is_root_and_busybox() {
         return None;
     }
     let env = Env::new();
