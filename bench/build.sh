@@ -196,7 +196,7 @@ n=$(build "$out/build-cached.log" "$mb_build")
 layer_steps=$(grep -cE '^(ADD|COPY|RUN) ' "$tmp/ctx/Minifile")
 [ "$n" = "$layer_steps" ] || die "cached mbuild: $n CACHED lines for $layer_steps layer steps (see $out/build-cached.log)"
 build "$tmp/log" "$bh_build" >/dev/null
-mb_sums=$("$mrun" --root "$store" app:bench)
+mb_sums=$("$mrun" --root "$store" --rm --net none app:bench)
 bh_sums=$(podman run --rm --network none localhost/app:bench)
 printf '%s\n' "$mb_sums" >"$out/build-sums.txt"
 grep -q ' /app/numbers$' <<<"$mb_sums" || die "mrun app:bench did not print the SUMS: $mb_sums"

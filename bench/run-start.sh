@@ -70,7 +70,7 @@ log "mbuild import + layers (extract once)"
 "$mbuild" --root "$store" layers deb:bench >/dev/null
 
 # 2. The OCI bundle for runc and crun: a copy of the same rootfs and `runc spec`'s config
-# (pid, network, ipc, uts and mount namespaces; lo only, like mrun's default --net none),
+# (pid, network, ipc, uts and mount namespaces; lo only, like mrun --net none),
 # with the command set, no terminal, and the root writable as mrun's and podman's are.
 log "OCI bundle"
 mkdir -p "$bundle/rootfs"
@@ -122,7 +122,7 @@ tar -C "$rootfs" -c . | podman import -q - deb:bench >/dev/null
 # Every command runs through hyperfine's shell (sh -c, its start-up subtracted), because
 # runc and crun need a container id that is new on every run: `exec ... r$$`. The others go
 # through the same shell so that all rows pay the same. `exec` leaves no shell waiting.
-cmd_mrun="exec '$mrun' --root '$store' deb:bench /bin/true"
+cmd_mrun="exec '$mrun' --root '$store' --rm --net none deb:bench /bin/true"
 cmd_crun="exec nsenter --mount='$ns' crun run -b '$bundle' c\$\$"
 cmd_runc="exec runc run -b '$bundle' r\$\$"
 cmd_podman="exec podman run --rm --network none deb:bench /bin/true"
@@ -164,7 +164,7 @@ peak_rss() { # COMMAND... -> largest peak RSS in KiB over 5 runs
     done
     echo "$max"
 }
-rss_mrun=$(peak_rss "$mrun" --root "$store" deb:bench /bin/true)
+rss_mrun=$(peak_rss "$mrun" --root "$store" --rm --net none deb:bench /bin/true)
 # nsenter and sh exec the runtime, and the peak survives execve(2), so these are crun's and
 # runc's own (the small nsenter and sh come first and are far below them).
 rss_crun=$(peak_rss sh -c "exec nsenter --mount='$ns' crun run -b '$bundle' c\$\$")
@@ -176,16 +176,16 @@ rss_podman=$(peak_rss podman run --rm --network none deb:bench /bin/true)
 # reported with its error and left out of the timing.
 log "layer scaling: images of $layer_counts layers"
 : >"$out/start-layers-errors.txt"
-scale_args=(-n "1 layer" "'$mrun' --root '$store' deb:bench /bin/true")
+scale_args=(-n "1 layer" "'$mrun' --root '$store' --rm --net none deb:bench /bin/true")
 ok_counts=()
 for n in $layer_counts; do
     if ! "$mklayers" "$store" "layers$n:bench" "$n" deb:bench >/dev/null 2>"$tmp/err" ||
         ! "$mbuild" --root "$store" layers "layers$n:bench" >/dev/null 2>>"$tmp/err" ||
-        ! "$mrun" --root "$store" "layers$n:bench" /bin/true 2>>"$tmp/err"; then
+        ! "$mrun" --root "$store" --rm --net none "layers$n:bench" /bin/true 2>>"$tmp/err"; then
         echo "$n layers: $(tr '\n' ' ' <"$tmp/err")" | tee -a "$out/start-layers-errors.txt" >&2
         continue
     fi
-    scale_args+=(-n "$n layers" "'$mrun' --root '$store' layers$n:bench /bin/true")
+    scale_args+=(-n "$n layers" "'$mrun' --root '$store' --rm --net none layers$n:bench /bin/true")
     ok_counts+=("$n")
 done
 # No container id here, so no shell: -N runs mrun directly.
@@ -194,7 +194,7 @@ hyperfine -N --warmup 3 --runs "$runs" \
     "${scale_args[@]}"
 rss_mrun_layers=""
 for n in "${ok_counts[@]}"; do
-    rss_mrun_layers+="$n=$(peak_rss "$mrun" --root "$store" "layers$n:bench" /bin/true) "
+    rss_mrun_layers+="$n=$(peak_rss "$mrun" --root "$store" --rm --net none "layers$n:bench" /bin/true) "
 done
 
 # 7. Summary, ratios and the targets of the issue.
