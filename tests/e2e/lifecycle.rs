@@ -289,6 +289,27 @@ fn foreground_containers_are_kept_without_rm_and_removed_with_it() {
 }
 
 #[test]
+fn stdin_is_streamed_with_i_and_closed_without() {
+    let Some(env) = setup() else { return };
+    let run = |flags: &[&str]| {
+        let mut c = mrun_cmd(&env);
+        c.args(flags)
+            .args(["--rm", "--net", "none", IMG, "sh", "-c", "cat; echo end"]);
+        c.stdin(Stdio::piped());
+        let mut r = Running::spawn(c);
+        let mut stdin = r.child.stdin.take().unwrap();
+        stdin.write_all(b"line one\nline two\n").unwrap();
+        drop(stdin);
+        r.output(TIMEOUT)
+    };
+    let o = run(&["-i"]);
+    assert_eq!(text(&o.stdout), "line one\nline two\nend\n");
+    // Without -i the container's stdin is /dev/null, as with docker run.
+    let o = run(&[]);
+    assert_eq!(text(&o.stdout), "end\n");
+}
+
+#[test]
 fn exec_sees_the_containers_hostname_pids_filesystem_and_limits() {
     let Some(env) = setup() else { return };
     let mut cs = Containers::new(&env);
@@ -715,6 +736,16 @@ fn interactive_terminal_under_tmux() {
     let screen = tmux.wait_for("typed-42");
     assert!(screen.contains("/dev/pts/0"), "{screen}");
     assert!(screen.contains("30 100"), "window size: {screen}");
+    // A resized terminal is passed on (SIGWINCH).
+    let st = tmux
+        .cmd()
+        .args(["resize-window", "-t", "t", "-x", "80", "-y", "20"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["echo size-$(stty size | tr ' ' x)", "Enter"]);
+    tmux.wait_for("size-20x80");
     // Ctrl-C interrupts a sleep inside; the shell lives on.
     tmux.send(&["sleep 100", "Enter"]);
     std::thread::sleep(Duration::from_millis(500));

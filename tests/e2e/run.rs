@@ -127,7 +127,7 @@ pub(crate) fn mrun_cmd(env: &Env) -> Command {
 /// A process this test started; killed (by its own handle, so never a recycled pid) and
 /// reaped when dropped before it ended.
 pub(crate) struct Running {
-    child: Child,
+    pub(crate) child: Child,
     done: bool,
 }
 
