@@ -571,7 +571,29 @@ fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(
     if p.uid == 0 {
         sys.set_caps(p.caps).map_err(|e| fail(C_CAPS, e))?;
     }
-    sys.chdir(&p.cwd).map_err(|e| fail(&p.cwd, e))?;
+    // Resolved inside the root, never through a magic link: `-w /proc/self/fd/N` must not
+    // reach a directory some fd of ours still names on the host (CVE-2024-21626).
+    let root = sys
+        .openat2(
+            libc::AT_FDCWD,
+            C_ROOT,
+            (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+        )
+        .map_err(|e| fail(&p.cwd, e))?;
+    let dir = sys.openat2(
+        root,
+        &p.cwd,
+        (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    );
+    sys.close(root);
+    let dir = dir.map_err(|e| fail(&p.cwd, e))?;
+    let r = sys.fchdir(dir);
+    sys.close(dir);
+    r.map_err(|e| fail(&p.cwd, e))?;
     // With no_new_privs, as late as possible: the filter then covers the least of ours.
     if let (Some(f), true) = (&p.seccomp, p.no_new_privs) {
         sys.seccomp(f).map_err(|e| fail(C_SECCOMP, e))?;
@@ -720,7 +742,7 @@ mod tests {
             "ids 0:0",
             "pdeathsig 9",
             "caps",
-            "chdir /work",
+            "fchdir </work>",
             "prepare exec",
             "execve /usr/bin/sh",
             "execve /bin/sh",
