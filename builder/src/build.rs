@@ -606,6 +606,7 @@ impl Builder<'_> {
             )?),
             no_new_privs: false,
             masked_paths: true,
+            nodev: true,
         };
         if st.dirs.is_empty() {
             let _ = layers::store::remove_all(&dir);

@@ -500,7 +500,7 @@ fn setup_inner<'p, S: Sys>(sys: &S, p: &'p Plan) -> Result<(), Failure<'p>> {
         Some(C_OVERLAY),
         &r.merged,
         Some(C_OVERLAY),
-        0,
+        if r.nodev { libc::MS_NODEV } else { 0 },
         Some(&r.overlay_data),
     )
     .map_err(|e| fail(&r.overlay_what, e))?;
@@ -662,6 +662,7 @@ mod tests {
             seccomp: None,
             no_new_privs: false,
             masked_paths: true,
+            nodev: true,
         }
     }
 
@@ -712,7 +713,7 @@ mod tests {
         // Top layer first in lowerdir, short relative links.
         assert_eq!(
             calls[pos("mount overlay")],
-            "mount overlay /s/containers/c1/merged overlay 0x0 lowerdir=1:0,upperdir=/s/containers/c1/upper,workdir=/s/containers/c1/work,volatile"
+            "mount overlay /s/containers/c1/merged overlay 0x4 lowerdir=1:0,upperdir=/s/containers/c1/upper,workdir=/s/containers/c1/work,volatile"
         );
         let order = [
             "unshare 0x2000000",

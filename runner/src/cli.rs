@@ -877,6 +877,7 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         seccomp,
         no_new_privs: sec.no_new_privs,
         masked_paths: !sec.privileged,
+        nodev: !sec.privileged,
     };
     let launch = monitor::Launch {
         spec,

@@ -101,6 +101,8 @@ pub struct Rootfs {
     pub overlay_data: CString,
     pub steps: Vec<Step>,
     pub read_only: bool,
+    /// Mount the root (and /dev) nodev: see `Spec::nodev`.
+    pub nodev: bool,
 }
 
 pub(crate) fn cstr(s: impl AsRef<[u8]>) -> Result<CString> {
@@ -362,7 +364,8 @@ impl Rootfs {
             "mount tmpfs on /dev",
             Some(b"tmpfs"),
             Some("tmpfs"),
-            MS_NOSUID | MS_STRICTATIME,
+            // The standard nodes are bind mounts of the host's, which keep working.
+            MS_NOSUID | MS_STRICTATIME | if spec.nodev { MS_NODEV } else { 0 },
             Some("mode=755,size=65536k"),
             "dev",
             false,
@@ -485,6 +488,7 @@ impl Rootfs {
             overlay_data: cstr(data)?,
             steps,
             read_only: spec.read_only,
+            nodev: spec.nodev,
         })
     }
 }

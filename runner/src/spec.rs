@@ -32,6 +32,11 @@ pub struct Spec {
     pub no_new_privs: bool,
     /// Docker's masked and read-only /proc and /sys paths (off with `--privileged`).
     pub masked_paths: bool,
+    /// Device nodes in the image, or made inside with CAP_MKNOD, cannot be opened: the root
+    /// and /dev are mounted nodev. Docker gets this from the devices cgroup, which minibox
+    /// does not set up; only the standard nodes and `--device`s (bind mounts of the host's)
+    /// work. Off with `--privileged`.
+    pub nodev: bool,
 }
 
 #[derive(Clone, Debug, Default)]
