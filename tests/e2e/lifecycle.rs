@@ -289,6 +289,41 @@ fn foreground_containers_are_kept_without_rm_and_removed_with_it() {
 }
 
 #[test]
+fn logs_follow_until_the_container_stops_and_tail_counts_lines() {
+    let Some(env) = setup() else { return };
+    let mut cs = Containers::new(&env);
+    cs.detach(
+        "talker",
+        &[
+            "--net",
+            "none",
+            IMG,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do echo line$i; sleep 0.4; done; echo bye >&2",
+        ],
+    );
+    // Started while the container still talks: -f prints each line as it comes and
+    // returns once the container stopped.
+    let t = Instant::now();
+    let o = mr(&env, &["logs", "-f", "talker"]);
+    assert!(o.status.success());
+    assert_eq!(text(&o.stdout), "line1\nline2\nline3\nline4\n");
+    assert_eq!(text(&o.stderr), "bye\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(800),
+        "returned before the end"
+    );
+    assert_eq!(mr_ok(&env, &["logs", "--tail", "2", "talker"]), "line4\n");
+    let o = mr(&env, &["logs", "-t", "talker"]);
+    let first = text(&o.stdout).lines().next().unwrap().to_string();
+    assert!(
+        first.starts_with("20") && first.ends_with("Z line1"),
+        "{first}"
+    );
+}
+
+#[test]
 fn stdin_is_streamed_with_i_and_closed_without() {
     let Some(env) = setup() else { return };
     let run = |flags: &[&str]| {
