@@ -43,6 +43,13 @@ fn lchown(p: &Path, uid: u32, gid: u32) -> Result<()> {
     std::os::unix::fs::lchown(p, Some(uid), Some(gid)).map_err(|e| io("chown", p, e))
 }
 
+/// A directory itself, not a symlink to one: an earlier source of the same instruction may
+/// have put a symlink (to a host path) in the staging tree, and `Path::is_dir` would follow it
+/// out of the tree.
+fn is_real_dir(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
 impl Copier<'_> {
     /// Resolve `dest` (absolute in the image) and create its parents in the staging tree.
     pub fn dest(&self, dest: &str, trailing_slash: bool) -> Result<Target> {
@@ -61,7 +68,7 @@ impl Copier<'_> {
         for c in &parts[..upto] {
             cur.push(c);
             let p = self.staging.join(&cur);
-            if p.is_dir() {
+            if is_real_dir(&p) {
                 continue;
             }
             fs::create_dir(&p).map_err(|e| io("create", &p, e))?;
@@ -96,7 +103,7 @@ impl Copier<'_> {
 
     /// Create `p` (whose parent exists) unless it is already there.
     fn mkdir(&self, p: &Path) -> Result<()> {
-        if p.is_dir() {
+        if is_real_dir(p) {
             return Ok(());
         }
         fs::create_dir(p).map_err(|e| io("create", p, e))?;
@@ -116,7 +123,7 @@ impl Copier<'_> {
         if m.is_dir() {
             // The directory's contents are copied; a destination the copy creates takes the
             // source directory's mode (a destination the image has keeps its own).
-            if !target.path.is_dir() {
+            if !is_real_dir(&target.path) {
                 fs::create_dir(&target.path).map_err(|e| io("create", &target.path, e))?;
                 self.finish(&target.path, &m)?;
             }
@@ -137,7 +144,12 @@ impl Copier<'_> {
             let m = fs::symlink_metadata(&p).map_err(|e| io("read", &p, e))?;
             let d = dest.join(p.file_name().unwrap_or_default());
             if m.is_dir() {
-                if !d.is_dir() {
+                if !is_real_dir(&d) {
+                    // What an earlier source left here (a file, or a symlink that may point
+                    // out of the tree) is replaced, never written through.
+                    if fs::symlink_metadata(&d).is_ok() {
+                        fs::remove_file(&d).map_err(|e| io("replace", &d, e))?;
+                    }
                     fs::create_dir(&d).map_err(|e| io("create", &d, e))?;
                 }
                 self.copy_tree(&p, &d)?;
@@ -313,4 +325,49 @@ fn archive_kind(p: &Path) -> Result<Option<Archive>> {
     } else {
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Context;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_later_source_never_writes_through_an_earlier_sources_symlink() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: the copy chowns to 0:0, which needs root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("host");
+        fs::create_dir(&host).unwrap();
+        fs::write(host.join("f"), "host").unwrap();
+        let ctx = t.path().join("ctx");
+        fs::create_dir_all(ctx.join("a")).unwrap();
+        fs::create_dir_all(ctx.join("b/x")).unwrap();
+        symlink(&host, ctx.join("a/x")).unwrap();
+        fs::write(ctx.join("b/x/f"), "image").unwrap();
+        let staging = t.path().join("staging");
+        fs::create_dir(&staging).unwrap();
+        let context = Context::open(&ctx).unwrap();
+        let copier = Copier {
+            layers: &[],
+            staging: &staging,
+            uid: 0,
+            gid: 0,
+            mode: None,
+            origin: Origin::Context(&context),
+        };
+        // COPY a b /dst/: a/x lands as a symlink to the host directory, then b/x/f.
+        let target = copier.dest("/dst/", true).unwrap();
+        for src in ["a", "b"] {
+            copier.copy(&ctx.join(src), &target, false).unwrap();
+        }
+        assert_eq!(fs::read_to_string(host.join("f")).unwrap(), "host");
+        assert_eq!(fs::read_dir(&host).unwrap().count(), 1);
+        let x = staging.join("dst/x");
+        assert!(fs::symlink_metadata(&x).unwrap().is_dir());
+        assert_eq!(fs::read_to_string(x.join("f")).unwrap(), "image");
+    }
 }

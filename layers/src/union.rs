@@ -119,7 +119,8 @@ pub fn resolve(layers: &[PathBuf], path: &str) -> Result<PathBuf> {
 }
 
 /// The regular file at `rel` (no symlink followed anywhere on the way): None when absent
-/// or hidden; an error when a symlink is in the way.
+/// or hidden; an error when a symlink is in the way or it is not a regular file (a FIFO
+/// would block the reader, a device node would be read from the host).
 pub fn read_file(layers: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
     let parts = components(Path::new(rel));
     let mut prefix = PathBuf::new();
@@ -135,11 +136,23 @@ pub fn read_file(layers: &[PathBuf], rel: &str) -> Result<Option<Vec<u8>>> {
             ));
         }
         if i + 1 == parts.len() {
-            return if f.meta.is_file() {
-                Ok(Some(fs::read(&f.path).ctx("read", &f.path)?))
+            let ft = f.meta.file_type();
+            if ft.is_file() {
+                return Ok(Some(fs::read(&f.path).ctx("read", &f.path)?));
+            }
+            let kind = if ft.is_dir() {
+                "a directory"
+            } else if ft.is_fifo() {
+                "a fifo"
+            } else if ft.is_socket() {
+                "a socket"
             } else {
-                Ok(None)
+                "a device node"
             };
+            return Err(Error::file(
+                format!("/{rel}"),
+                format!("is {kind} in the image, not a regular file"),
+            ));
         }
     }
     Ok(None)
@@ -178,6 +191,18 @@ mod tests {
         assert_eq!(read_file(&ls, "etc/passwd").unwrap().unwrap(), b"new");
         assert_eq!(read_file(&ls, "etc/group").unwrap().unwrap(), b"g");
         assert!(read_file(&ls, "etc/none").unwrap().is_none());
+        // Not a regular file: refused without opening it (a FIFO would block the reader).
+        let odd = tempfile::tempdir().unwrap();
+        fs::create_dir_all(odd.path().join("etc/passwd")).unwrap();
+        let fifo =
+            std::ffi::CString::new(odd.path().join("etc/group").to_str().unwrap().as_bytes())
+                .unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let ls = vec![a.path().to_path_buf(), odd.path().to_path_buf()];
+        for (p, kind) in [("etc/passwd", "a directory"), ("etc/group", "a fifo")] {
+            let e = read_file(&ls, p).unwrap_err().to_string();
+            assert!(e.contains(&format!("is {kind} in the image")), "{e}");
+        }
         let evil = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc", evil.path().join("etc")).unwrap();
         let ls = vec![a.path().to_path_buf(), evil.path().to_path_buf()];

@@ -80,6 +80,10 @@ pub struct Command {
     /// Loaded last thing before the ids change (or, with no_new_privs, before exec).
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub no_new_privs: bool,
+    /// The sealed memfd holding the trampoline (`trampoline::memfd`), -1 for none.
+    pub trampoline: c_int,
+    /// For each candidate: its path, then argv — the trampoline's argv.
+    tramp_argv: Vec<Vec<*const c_char>>,
     argv: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     envp: Vec<CString>,
@@ -105,6 +109,16 @@ impl Command {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(40);
+        // Pointers into the CStrings' own buffers, which stay put when the Vecs move.
+        let tramp_argv = candidates
+            .iter()
+            .map(|c| {
+                std::iter::once(c.as_ptr())
+                    .chain(argv.iter().map(|a| a.as_ptr()))
+                    .chain(std::iter::once(std::ptr::null()))
+                    .collect()
+            })
+            .collect();
         Command {
             uid,
             gid,
@@ -119,6 +133,8 @@ impl Command {
             init: false,
             seccomp: None,
             no_new_privs: false,
+            trampoline: -1,
+            tramp_argv,
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
             argv,
@@ -234,7 +250,13 @@ fn open_existing<S: Sys>(sys: &S, root: c_int, t: &Target) -> SysResult<c_int> {
 
 /// Open (creating what is missing) the first `upto` components of `t` inside the root.
 fn open_in_root<S: Sys>(sys: &S, root: c_int, t: &Target, upto: usize) -> SysResult<c_int> {
-    let resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    let resolve = RESOLVE_IN_ROOT
+        | RESOLVE_NO_MAGICLINKS
+        | if t.no_symlinks {
+            RESOLVE_NO_SYMLINKS
+        } else {
+            0
+        };
     let path = |i: usize| -> &CStr { &t.steps[i - 1].0 };
     if upto == 0 {
         return sys.openat2(
@@ -324,6 +346,17 @@ fn make_read_only<'p, S: Sys>(
     what: &'p CStr,
     target: &Target,
 ) -> Result<(), Failure<'p>> {
+    remount(sys, root, what, target, libc::MS_RDONLY)
+}
+
+/// Remount the bind mount at `target` with `extra` flags, keeping those the kernel locked.
+fn remount<'p, S: Sys>(
+    sys: &S,
+    root: c_int,
+    what: &'p CStr,
+    target: &Target,
+    extra: u64,
+) -> Result<(), Failure<'p>> {
     let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
     let p = FdPath::new(fd);
     let r = sys.mount_flags(fd).and_then(|locked| {
@@ -331,7 +364,7 @@ fn make_read_only<'p, S: Sys>(
             None,
             p.as_cstr(),
             None,
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked,
+            libc::MS_REMOUNT | libc::MS_BIND | extra | locked,
             None,
         )
     });
@@ -348,7 +381,7 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
             flags,
             data,
             target,
-            remount_ro,
+            remount: extra,
         } => {
             let fd =
                 open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
@@ -361,9 +394,9 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
             );
             sys.close(fd);
             r.map_err(|e| fail(what, e))?;
-            if *remount_ro {
+            if *extra != 0 {
                 // The fd opened before the mount names the directory under it: open again.
-                make_read_only(sys, root, what, target)?;
+                remount(sys, root, what, target, *extra)?;
             }
         }
         Step::RemountRo { what, target } => make_read_only(sys, root, what, target)?,
@@ -433,7 +466,7 @@ pub fn become_command<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Failu
             Err(e) => return fail(C_INIT, e),
         }
     }
-    exec(sys, p)
+    exec(sys, p, sock)
 }
 
 /// `--init`: PID 1 of the container, as tini is for Docker. Every signal is blocked and
@@ -603,7 +636,57 @@ fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(
 }
 
 /// execvp's search: ENOENT/ENOTDIR move on, EACCES is remembered, anything else stops.
-fn exec<'p, S: Sys>(sys: &S, p: &'p Command) -> Failure<'p> {
+fn exec<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Failure<'p> {
+    if p.trampoline >= 0 {
+        return exec_via_trampoline(sys, p, sock);
+    }
+    exec_directly(sys, p)
+}
+
+/// The search as execvp does it, but the chosen file is exec'd by the trampoline (see
+/// `trampoline`), so the command never starts from a process whose exe is mrun's.
+fn exec_via_trampoline<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Failure<'p> {
+    let mut denied = false;
+    for (i, c) in p.candidates.iter().enumerate() {
+        match sys.exec_probe(c) {
+            Ok(()) => {
+                let e = sys.exec_via(p.trampoline, sock, &p.tramp_argv[i], &p.envp_ptrs);
+                // The trampoline itself could not run (memfds not executable here): exec
+                // directly rather than not at all.
+                if e == libc::EACCES || e == libc::EPERM || e == libc::ENOSYS {
+                    if let e @ 1.. = sys.execve(c, &p.argv_ptrs, &p.envp_ptrs) {
+                        return Failure {
+                            exec: true,
+                            what: &p.arg0,
+                            errno: e,
+                        };
+                    }
+                }
+                return Failure {
+                    exec: true,
+                    what: &p.arg0,
+                    errno: e,
+                };
+            }
+            Err(libc::ENOENT | libc::ENOTDIR) => {}
+            Err(libc::EACCES) => denied = true,
+            Err(e) => {
+                return Failure {
+                    exec: true,
+                    what: &p.arg0,
+                    errno: e,
+                }
+            }
+        }
+    }
+    Failure {
+        exec: true,
+        what: &p.arg0,
+        errno: if denied { libc::EACCES } else { libc::ENOENT },
+    }
+}
+
+fn exec_directly<'p, S: Sys>(sys: &S, p: &'p Command) -> Failure<'p> {
     let mut denied = false;
     for c in &p.candidates {
         match sys.execve(c, &p.argv_ptrs, &p.envp_ptrs) {
@@ -770,7 +853,7 @@ mod tests {
         let s = spec();
         let p = plan(&s);
         let sys = Recording::default();
-        let f = exec(&sys, &p.cmd);
+        let f = exec(&sys, &p.cmd, 99);
         assert_eq!(f.errno, libc::ENOENT);
         assert_eq!(f.what.to_str().unwrap(), "sh");
         assert_eq!(sys.calls(), ["execve /usr/bin/sh", "execve /bin/sh"]);

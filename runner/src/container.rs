@@ -15,7 +15,7 @@ use std::ffi::CString;
 use std::fs;
 
 use std::ffi::c_int;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
@@ -263,6 +263,9 @@ pub fn start(spec: &Spec, opts: &RunOptions, how: Start<'_>) -> Result<Started> 
     plan.cmd.pty = how.pty;
     plan.cmd.init = how.init;
     plan.cmd.seccomp = spec.seccomp.clone();
+    // Held until the spawn returned: the child execs through it.
+    let trampoline = crate::trampoline::memfd();
+    plan.cmd.trampoline = trampoline.as_ref().map_or(-1, |f| f.as_raw_fd());
     plan.cmd.no_new_privs = spec.no_new_privs;
     if opts.forward_signals {
         process::block_forwarded()?;
@@ -274,7 +277,9 @@ pub fn start(spec: &Spec, opts: &RunOptions, how: Start<'_>) -> Result<Started> 
         spec.userns.as_ref(),
         cgroup.as_ref(),
         how.before_release.unwrap_or(&mut |_| Ok(())),
-    )?;
+    )
+    .map_err(|e| e.with_command(&spec.process.args[0]))?;
+    drop(trampoline);
     Ok(Started {
         child: spawned.child,
         pty: spawned.pty,

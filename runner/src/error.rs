@@ -66,6 +66,17 @@ impl Error {
         }
     }
 
+    /// A failed exec reported by the trampoline names no command: it is `arg0`.
+    pub fn with_command(self, arg0: &str) -> Error {
+        match self {
+            Error::Exec { path, errno } if path.is_empty() => Error::Exec {
+                path: arg0.to_string(),
+                errno,
+            },
+            e => e,
+        }
+    }
+
     pub fn invalid(s: impl Into<String>) -> Error {
         Error::Invalid(s.into())
     }

@@ -160,6 +160,8 @@ pub fn exec(c: &Container, args: &[String], o: &ExecOptions) -> Result<Exit> {
     // The container's own confinement, as runc's exec gives it.
     cmd.seccomp = crate::seccomp::program_for(&cfg.seccomp, cmd.caps)?;
     cmd.no_new_privs = cfg.no_new_privs;
+    let trampoline = crate::trampoline::memfd();
+    cmd.trampoline = trampoline.as_ref().map_or(-1, |f| f.as_raw_fd());
 
     process::block_forwarded()?;
     let joined = process::spawn_joined(&cmd, &target.namespaces, target.root.as_fd(), |pid| {
@@ -167,8 +169,10 @@ pub fn exec(c: &Container, args: &[String], o: &ExecOptions) -> Result<Exit> {
             cg.add_pid(pid)?;
         }
         Ok(())
-    })?;
+    })
+    .map_err(|e| e.with_command(&args[0]))?;
     drop(devnull);
+    drop(trampoline);
     let exit = match joined.pty {
         Some(master) => crate::monitor::watch_terminal(
             &joined.helper,

@@ -17,6 +17,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod syscall;
+pub mod trampoline;
 pub mod tty;
 
 pub use error::{Error, Result};

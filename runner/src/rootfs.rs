@@ -58,6 +58,8 @@ pub struct Target {
     pub steps: Vec<(CString, CString)>,
     /// Create it as an empty file (bind mounts of files and device nodes), not a directory.
     pub file: bool,
+    /// Follow no symlink at all on the way, not even one inside the root.
+    pub no_symlinks: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -69,8 +71,9 @@ pub enum Step {
         flags: u64,
         data: Option<CString>,
         target: Target,
-        /// Bind mounts: remount read-only afterwards (a bind mount ignores MS_RDONLY).
-        remount_ro: bool,
+        /// Bind mounts: remount with these flags afterwards (a bind mount ignores MS_RDONLY,
+        /// MS_NODEV...); 0 for none.
+        remount: u64,
     },
     /// Make an existing mount read-only (MS_REMOUNT|MS_BIND: this mount only).
     RemountRo {
@@ -148,6 +151,7 @@ pub fn target(dest: &str, file: bool) -> Result<Target> {
         rel: cstr(parts.join("/"))?,
         steps,
         file,
+        no_symlinks: false,
     })
 }
 
@@ -167,7 +171,7 @@ fn mount(
         flags,
         data: data.map(cstr).transpose()?,
         target: target(dest, file)?,
-        remount_ro: false,
+        remount: 0,
     })
 }
 
@@ -311,8 +315,8 @@ impl Rootfs {
                     "sys",
                     false,
                 )?;
-                if let Step::Mount { remount_ro, .. } = &mut s {
-                    *remount_ro = true;
+                if let Step::Mount { remount, .. } = &mut s {
+                    *remount = MS_RDONLY;
                 }
                 steps.push(s);
             }
@@ -422,6 +426,17 @@ impl Rootfs {
             false,
         )?);
 
+        // The runtime's own mounts must land on plain directories of the image: a /dev or /sys
+        // that is a symlink (to /proc, say) would hide the real one (runc refuses the same).
+        for st in &mut steps {
+            match st {
+                Step::Mount { target, .. } | Step::RemountRo { target, .. } => {
+                    target.no_symlinks = true
+                }
+                Step::Symlink { link, .. } => link.no_symlinks = true,
+                _ => {}
+            }
+        }
         for m in &spec.mounts {
             match &m.kind {
                 MountKind::Bind { source, readonly } => {
@@ -435,8 +450,11 @@ impl Rootfs {
                         &m.dest,
                         is_file,
                     )?;
-                    if let Step::Mount { remount_ro, .. } = &mut s {
-                        *remount_ro = *readonly;
+                    // nodev as for the root: with CAP_MKNOD and no devices cgroup, a node
+                    // made in a volume would open a host disk.
+                    if let Step::Mount { remount, .. } = &mut s {
+                        *remount = if *readonly { MS_RDONLY } else { 0 }
+                            | if spec.nodev { MS_NODEV } else { 0 };
                     }
                     steps.push(s);
                 }
@@ -464,8 +482,8 @@ impl Rootfs {
                 &d.dest,
                 true,
             )?;
-            if let Step::Mount { remount_ro, .. } = &mut s {
-                *remount_ro = d.readonly;
+            if let Step::Mount { remount, .. } = &mut s {
+                *remount = if d.readonly { MS_RDONLY } else { 0 };
             }
             steps.push(s);
         }

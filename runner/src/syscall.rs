@@ -67,6 +67,18 @@ pub trait Sys {
     /// fork(2) for `--init`, with every signal blocked in the parent (init) and none in the
     /// child; returns the child's pid, 0 in the child.
     fn fork_init(&self) -> SysResult<i32>;
+    /// Whether `path` is something execve could run (execvp's tests: it exists, is a
+    /// regular file, is executable for us).
+    fn exec_probe(&self, path: &CStr) -> SysResult;
+    /// Exec the trampoline in memfd `tramp` with `argv` (path first); `sock` goes to
+    /// `trampoline::SOCK_FD` for it to report a failed exec. Returns only on failure.
+    fn exec_via(
+        &self,
+        tramp: c_int,
+        sock: c_int,
+        argv: &[*const c_char],
+        envp: &[*const c_char],
+    ) -> i32;
     /// Returns only on failure, with the errno. `argv` and `envp` end with a null pointer.
     fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> i32;
 }
@@ -374,6 +386,51 @@ impl Sys for Linux {
             Ok(pid as i32)
         }
     }
+    fn exec_probe(&self, path: &CStr) -> SysResult {
+        // SAFETY: a C string and our own stat buffer.
+        unsafe {
+            check(libc::faccessat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::X_OK,
+                libc::AT_EACCESS,
+            ))?;
+            let mut st: libc::stat = std::mem::zeroed();
+            check(libc::stat(path.as_ptr(), &mut st))?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                return Err(libc::EACCES);
+            }
+        }
+        Ok(())
+    }
+    fn exec_via(
+        &self,
+        tramp: c_int,
+        sock: c_int,
+        argv: &[*const c_char],
+        envp: &[*const c_char],
+    ) -> i32 {
+        if !(argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null())) {
+            return libc::EINVAL;
+        }
+        // SAFETY: fds of ours; null-terminated arrays of the plan's C strings.
+        unsafe {
+            if libc::dup3(sock, crate::trampoline::SOCK_FD, 0) < 0 {
+                return errno();
+            }
+            libc::syscall(
+                libc::SYS_execveat,
+                tramp,
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            let e = errno();
+            libc::close(crate::trampoline::SOCK_FD);
+            e
+        }
+    }
     fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> i32 {
         if argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()) {
             // SAFETY: both arrays are null-terminated and point at the plan's C strings.
@@ -592,6 +649,22 @@ impl Sys for Recording {
     fn fork_init(&self) -> SysResult<i32> {
         self.calls.borrow_mut().push("fork init".into());
         Ok(0)
+    }
+    fn exec_probe(&self, path: &CStr) -> SysResult {
+        self.calls
+            .borrow_mut()
+            .push(format!("probe {}", path.to_string_lossy()));
+        Err(libc::ENOENT)
+    }
+    fn exec_via(
+        &self,
+        tramp: c_int,
+        _sock: c_int,
+        _argv: &[*const c_char],
+        _envp: &[*const c_char],
+    ) -> i32 {
+        self.calls.borrow_mut().push(format!("exec via {tramp}"));
+        libc::ENOENT
     }
     fn execve(&self, path: &CStr, _argv: &[*const c_char], _envp: &[*const c_char]) -> i32 {
         self.calls

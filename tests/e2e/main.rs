@@ -8,4 +8,5 @@ mod interop;
 mod lifecycle;
 mod parser;
 mod run;
+mod security;
 mod store;

