@@ -13,12 +13,15 @@ use layers::image::{self, LayerInfo};
 use layers::oci_spec::image::{Config, ConfigBuilder, History, HistoryBuilder, ImageConfiguration};
 use layers::pack::PackOptions;
 use layers::{Reference, Store};
-use runner::container::{self, RunOptions};
+use runner::container::{self, Outcome, RunOptions, Start};
 use runner::spec::{Network, Spec};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_int;
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 pub struct BuildOptions {
@@ -581,6 +584,9 @@ impl Builder<'_> {
             .iter()
             .flat_map(|l| [l.digest.to_string(), l.diff_id.to_string()])
             .collect();
+        // From before the container exists to the end of the step, Ctrl-C cancels the step
+        // instead of killing mbuild half-way.
+        let signals = Signals::block()?;
         // Held until the step is done: a `prune` meanwhile leaves the directory alone, and
         // one after a SIGKILL of ours knows it may clear it.
         let (dir, _owner) = runner::state::create_dir(self.store, &id, &pins)
@@ -629,22 +635,27 @@ impl Builder<'_> {
         } else {
             None
         };
-        let outcome = container::run(
-            &spec,
-            &RunOptions {
-                forward_signals: true,
-                keep: true,
-                warn: |_| {},
-            },
-        );
+        let outcome = run_container(&spec, &signals);
         let log = quiet.map(Quiet::stop);
+        let cancelled = |sig: c_int| {
+            CANCELLED.store(sig, Ordering::Relaxed);
+            Error::Failed(format!(
+                "step {}/{} {canonical}: interrupted by {}",
+                self.step,
+                self.steps,
+                signal_name(sig)
+            ))
+        };
         let result = (|| {
-            let o = outcome.map_err(|e| {
+            let (o, cancel) = outcome.map_err(|e| {
                 Error::Failed(format!(
                     "step {}/{} {canonical}: {e}",
                     self.step, self.steps
                 ))
             })?;
+            if let Some(sig) = cancel {
+                return Err(cancelled(sig));
+            }
             if o.exit.code() != 0 {
                 return Err(Error::Failed(format!(
                     "step {}/{} {canonical}: exit code {}",
@@ -672,13 +683,22 @@ impl Builder<'_> {
             if empty {
                 return Ok(None);
             }
-            let (layer, _) = self.store.pack_layer(
-                &upper,
-                &PackOptions {
-                    source_date_epoch: image::source_date_epoch(),
-                    overlay: true,
-                },
-            )?;
+            // Named after the step: a full disk shows here first, and says which step.
+            let (layer, _) = self
+                .store
+                .pack_layer(
+                    &upper,
+                    &PackOptions {
+                        source_date_epoch: image::source_date_epoch(),
+                        overlay: true,
+                    },
+                )
+                .map_err(|e| {
+                    Error::Failed(format!(
+                        "step {}/{} {canonical}: {e}",
+                        self.step, self.steps
+                    ))
+                })?;
             Ok(Some(layer))
         })();
         let _ = layers::store::remove_all(&dir);
@@ -688,6 +708,10 @@ impl Builder<'_> {
                 .and_then(|_| std::io::copy(&mut log, &mut std::io::stderr()));
         }
         let layer = result?;
+        // A Ctrl-C while the layer was packed: nothing is committed either.
+        if let Some(sig) = signals.pending_cancel() {
+            return Err(cancelled(sig));
+        }
         self.commit(st, &key, &canonical, layer)?;
         self.say(&format!("{} done{}", self.header(), timing(t)))
     }
@@ -880,6 +904,143 @@ impl Builder<'_> {
         })?;
         self.commit(st, &key, &canonical, Some(layer))?;
         self.say(&format!("{} done{}", self.header(), timing(t)))
+    }
+}
+
+/// The signals that cancel a RUN step, as they end `docker build`; the others mrun passes
+/// on (SIGUSR1, SIGWINCH, ...) go to the step's container.
+const CANCEL: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// The signal that cancelled the build: mbuild then exits 128 + N, as a shell reports a
+/// command that a signal ended (130 after Ctrl-C).
+static CANCELLED: AtomicI32 = AtomicI32::new(0);
+
+pub fn cancelled_by() -> Option<c_int> {
+    Some(CANCELLED.load(Ordering::Relaxed)).filter(|&s| s != 0)
+}
+
+fn signal_name(sig: c_int) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        _ => "a signal",
+    }
+}
+
+/// For the length of a RUN step, the signals the runner forwards are blocked and read here
+/// (the runner blocks them before its clone, so none slips by). Dropping it restores the
+/// mask the thread had, so a Ctrl-C during a later COPY ends mbuild at once, as it does
+/// before the first RUN, instead of waiting unseen for the next RUN or the end.
+struct Signals {
+    fd: Option<OwnedFd>,
+    old: libc::sigset_t,
+}
+
+impl Signals {
+    fn block() -> Result<Signals> {
+        // SAFETY: sigset_t is plain data, set up by sigemptyset/sigaddset before use.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for s in runner::process::FORWARDED {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        // SAFETY: valid sigsets; only this thread's mask changes.
+        if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) } != 0 {
+            return Err(Error::Failed("block signals for a RUN step".into()));
+        }
+        // Made before anything can fail, so that dropping it always restores the mask.
+        let mut signals = Signals { fd: None, old };
+        signals.fd = Some(runner::process::signalfd()?);
+        Ok(signals)
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_ref().expect("made in block").as_fd()
+    }
+
+    /// The next signal, if one is there (without waiting).
+    fn next(&self) -> Option<c_int> {
+        let mut p = libc::pollfd {
+            fd: self.fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 0) } != 1 {
+            return None;
+        }
+        runner::process::read_signal(self.fd())
+    }
+
+    /// A cancelling signal that came and was not handled yet (the others are dropped: the
+    /// container they were for is gone).
+    fn pending_cancel(&self) -> Option<c_int> {
+        while let Some(sig) = self.next() {
+            if CANCEL.contains(&sig) {
+                return Some(sig);
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        // SAFETY: puts back the mask saved in `block`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// Run a RUN step's container to its end. A cancelling signal meanwhile SIGKILLs it: its
+/// PID 1, mostly a shell, never gets a signal it has no handler for (pid_namespaces(7)), so
+/// passing SIGINT on would leave the build hanging. Returns the outcome and that signal.
+fn run_container(spec: &Spec, signals: &Signals) -> runner::Result<(Outcome, Option<c_int>)> {
+    let started = container::start(
+        spec,
+        &RunOptions {
+            forward_signals: true,
+            keep: true,
+            warn: |_| {},
+        },
+        Start::default(),
+    )?;
+    let child = &started.child;
+    let mut cancel = None;
+    loop {
+        let mut fds = [child.pidfd(), signals.fd()].map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: a valid array of two pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                child.kill(libc::SIGKILL);
+                let _ = child.wait(false);
+                return Err(runner::Error::Sys("poll", e));
+            }
+            continue;
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            match runner::process::read_signal(signals.fd()) {
+                Some(sig) if CANCEL.contains(&sig) => {
+                    cancel.get_or_insert(sig);
+                    child.kill(libc::SIGKILL);
+                }
+                Some(sig) => child.kill(sig),
+                None => {}
+            }
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            let exit = child.reap()?;
+            return Ok((started.finish(exit)?, cancel));
+        }
     }
 }
 

@@ -205,7 +205,11 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("mbuild: {}", one_line(&e));
-            ExitCode::from(EXIT_FAILED)
+            // Cancelled by a signal: 128 + N, as a shell reports it (130 after Ctrl-C).
+            match crate::build::cancelled_by() {
+                Some(sig) => ExitCode::from(128 + sig as u8),
+                None => ExitCode::from(EXIT_FAILED),
+            }
         }
     }
 }

@@ -851,10 +851,11 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         no_new_privs: sec.no_new_privs,
         privileged: sec.privileged,
     };
-    let recorded = state::claim_name(&store, &name, &id).and_then(|()| {
-        state::save_config(&dir, &config)?;
-        state::save_state(&dir, &state::State::default())
-    });
+    // Recorded before the name is taken: a kill in between leaves a container `rm` and
+    // `prune` know about, never a name pointing at nothing.
+    let recorded = state::save_config(&dir, &config)
+        .and_then(|()| state::save_state(&dir, &state::State::default()))
+        .and_then(|()| state::claim_name(&store, &name, &id));
     if let Err(e) = recorded {
         state::release_name(&store, &name, &id);
         let _ = layers::store::remove_all(&dir);

@@ -70,6 +70,21 @@ fn wait_monitor(dir: &Path, timeout: Duration) -> Result<()> {
     }
 }
 
+/// A container whose monitor is still starting it (owned, not yet running): wait until it
+/// runs or its monitor is gone, so that stop, kill and rm -f find a process to signal.
+fn settle(c: &Container) -> Container {
+    let deadline = Instant::now() + MONITOR_GRACE;
+    let mut now = c.clone();
+    while now.owned && now.state.status == Status::Created && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match Container::load(&c.dir) {
+            Ok(x) => now = x,
+            Err(_) => break,
+        }
+    }
+    now
+}
+
 /// Signal numbers by name: "SIGTERM", "TERM", "15", "SIGRTMIN+3".
 pub fn parse_signal(s: &str) -> Result<c_int> {
     let bad = || Error::invalid(format!("invalid signal: {s}"));
@@ -136,6 +151,7 @@ pub fn parse_signal(s: &str) -> Result<c_int> {
 
 /// `mrun kill`: send `sig` to the container's first process.
 pub fn kill(c: &Container, sig: c_int) -> Result<()> {
+    let c = &settle(c);
     let pidfd = c
         .running()
         .then(|| state::pidfd(&c.state))
@@ -152,6 +168,7 @@ pub fn kill(c: &Container, sig: c_int) -> Result<()> {
 /// `mrun stop`: the stop signal, then SIGKILL after `timeout`; returns once the monitor
 /// recorded the end. A container that is not running is left as it is.
 pub fn stop(c: &Container, timeout: Duration) -> Result<()> {
+    let c = &settle(c);
     if !c.running() {
         return Ok(());
     }
@@ -204,14 +221,18 @@ fn remove_dead(store: &Store, dir: &Path, id: &str) -> Result<()> {
     }
     let netcfg = net::NetConfig::for_store(store.root())?;
     net::detach(&netcfg, id)?;
-    if let Some(cfg) = &config {
-        state::release_name(store, &cfg.name, id);
-    }
-    layers::store::remove_all(dir).ctx("remove", dir)
+    state::remove_dir(store, dir, config.as_ref().map(|c| c.name.as_str()), id)
 }
 
 /// `mrun rm`: remove a container that is not running (`force`: kill it first).
 pub fn remove(store: &Store, c: &Container, force: bool) -> Result<()> {
+    let c = &if force { settle(c) } else { c.clone() };
+    if c.owned && c.state.status == Status::Created && !force {
+        return Err(Error::Conflict(format!(
+            "cannot remove container \"/{}\": it is being started: use -f",
+            c.config.name
+        )));
+    }
     if c.running() {
         if !force {
             return Err(Error::Conflict(format!(
@@ -297,6 +318,7 @@ pub fn sweep(store: &Store) -> Result<Swept> {
         }
         drop(owner);
     }
+    state::drop_dangling_names(store);
     Ok(out)
 }
 

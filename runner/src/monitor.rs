@@ -173,8 +173,7 @@ pub fn run(store: &Store, l: Launch, mode: Mode) -> Result<Outcome> {
     }
     st.finished_at = Some(state::now());
     if l.config.auto_remove {
-        state::release_name(store, &l.config.name, &l.config.id);
-        let _ = layers::store::remove_all(dir);
+        let _ = state::remove_dir(store, dir, Some(&l.config.name), &l.config.id);
     } else {
         let _ = state::save_state(dir, &st);
     }

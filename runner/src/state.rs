@@ -138,13 +138,21 @@ pub fn try_own(dir: &Path) -> Result<Option<Owner>> {
     let file = match File::options().read(true).write(true).open(&p) {
         Ok(f) => f,
         // A directory without a lock file was never finished by anyone alive.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&p)
-            .ctx("create", &p)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&p)
+            {
+                Ok(f) => f,
+                // The directory itself went away meanwhile (removed on exit, or by rm):
+                // nothing for us to own.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e).ctx("create", &p),
+            }
+        }
         Err(e) => return Err(e).ctx("open", &p),
     };
     match layers::lock::try_lock_exclusive(&file) {
@@ -374,6 +382,42 @@ pub fn claim_name(store: &Store, name: &str, id: &str) -> Result<()> {
         }
     }
     Err(Error::invalid(format!("cannot claim the name {name:?}")))
+}
+
+/// Remove a container's directory for good: renamed into this process's session directory
+/// first (so a kill half-way leaves nothing under containers/ — the next command clears
+/// dead sessions), its name given up, then deleted.
+pub fn remove_dir(store: &Store, dir: &Path, name: Option<&str>, id: &str) -> Result<()> {
+    let gone = store.temp_path("removed-container");
+    let target = match fs::rename(dir, &gone) {
+        Ok(()) => gone,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(n) = name {
+                release_name(store, n, id);
+            }
+            return Ok(());
+        }
+        // Another filesystem for tmp/ (it never is) or the like: delete in place.
+        Err(_) => dir.to_path_buf(),
+    };
+    if let Some(n) = name {
+        release_name(store, n, id);
+    }
+    layers::store::remove_all(&target).ctx("remove", &target)
+}
+
+/// Name links whose container is gone (a kill between naming and recording it).
+pub fn drop_dangling_names(store: &Store) {
+    let Ok(rd) = fs::read_dir(names_dir(store)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if let Ok(id) = fs::read_link(e.path()) {
+            if !containers_dir(store).join(&id).exists() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Give up `name` if it still names `id`.

@@ -7,6 +7,7 @@ mod confinement;
 mod interop;
 mod lifecycle;
 mod parser;
+mod resilience;
 mod run;
 mod security;
 mod store;
