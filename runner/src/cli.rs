@@ -383,11 +383,20 @@ fn dispatch(cli: Mrun) -> Result<i32> {
             lifecycle::logs(&c, follow, tail, timestamps, &mut out, &mut err)?;
             Ok(0)
         }
-        Cmd::Stop { time, containers } => Ok(each(&containers, &mut |c| {
-            lifecycle::stop(c, std::time::Duration::from_secs(time))?;
-            println!("{}", display_name(&containers, c));
-            Ok(())
-        })),
+        Cmd::Stop { time, containers } => {
+            let (found, mut code) = find_all(&store, &containers);
+            let results = lifecycle::stop_all(&found, std::time::Duration::from_secs(time));
+            for (c, r) in found.iter().zip(results) {
+                match r {
+                    Ok(()) => println!("{}", display_name(&containers, c)),
+                    Err(e) => {
+                        eprintln!("mrun: {}", one_line(&e));
+                        code = EXIT_CLI as i32;
+                    }
+                }
+            }
+            Ok(code)
+        }
         Cmd::Kill { signal, containers } => {
             let sig = lifecycle::parse_signal(&signal)?;
             Ok(each(&containers, &mut |c| {
@@ -396,11 +405,38 @@ fn dispatch(cli: Mrun) -> Result<i32> {
                 Ok(())
             }))
         }
-        Cmd::Rm { force, containers } => Ok(each(&containers, &mut |c| {
-            lifecycle::remove(&store, c, force)?;
-            println!("{}", display_name(&containers, c));
-            Ok(())
-        })),
+        Cmd::Rm { force, containers } => {
+            let (found, mut code) = find_all(&store, &containers);
+            // Each removal waits on its own container and on the disk: side by side, a few
+            // at a time.
+            let results: Vec<Result<()>> = std::thread::scope(|s| {
+                found
+                    .chunks(found.len().div_ceil(8).max(1))
+                    .map(|chunk| {
+                        let store = &store;
+                        s.spawn(move || {
+                            chunk
+                                .iter()
+                                .map(|c| lifecycle::remove(store, c, force))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("rm thread"))
+                    .collect()
+            });
+            for (c, r) in found.iter().zip(results) {
+                match r {
+                    Ok(()) => println!("{}", display_name(&containers, c)),
+                    Err(e) => {
+                        eprintln!("mrun: {}", one_line(&e));
+                        code = EXIT_CLI as i32;
+                    }
+                }
+            }
+            Ok(code)
+        }
         Cmd::Wait { containers } => Ok(each(&containers, &mut |c| {
             let code = lifecycle::wait(&store, c)?;
             println!("{code}");
@@ -443,6 +479,22 @@ fn dispatch(cli: Mrun) -> Result<i32> {
             Ok(exit.code())
         }
     }
+}
+
+/// The named containers that exist; each missing one reported, making the exit code 1.
+fn find_all(store: &Store, names: &[String]) -> (Vec<state::Container>, i32) {
+    let mut code = 0;
+    let mut found = Vec::new();
+    for n in names {
+        match state::find(store, n) {
+            Ok(c) => found.push(c),
+            Err(e) => {
+                eprintln!("mrun: {}", one_line(&e));
+                code = EXIT_CLI as i32;
+            }
+        }
+    }
+    (found, code)
 }
 
 /// What Docker prints for a container it acted on: the name or id as the user gave it.

@@ -58,10 +58,15 @@ fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
     }
 }
 
-/// Wait for the monitor to have recorded the end (its lock free, or the container gone).
-fn wait_monitor(dir: &Path, timeout: Duration) -> Result<()> {
+/// Wait for the monitor to have recorded the end (its lock free, or the container gone):
+/// on its pidfd when it can be named, which wakes at once, then the lock to be sure.
+fn wait_monitor(c: &Container, timeout: Duration) -> Result<()> {
+    let dir = &c.dir;
     if !dir.exists() {
         return Ok(());
+    }
+    if let Some(fd) = state::pidfd_of(c.state.monitor_pid, c.state.monitor_start) {
+        wait_exit(&fd, timeout);
     }
     match state::own_within(dir, timeout) {
         Ok(_) => Ok(()),
@@ -168,19 +173,43 @@ pub fn kill(c: &Container, sig: c_int) -> Result<()> {
 /// `mrun stop`: the stop signal, then SIGKILL after `timeout`; returns once the monitor
 /// recorded the end. A container that is not running is left as it is.
 pub fn stop(c: &Container, timeout: Duration) -> Result<()> {
-    let c = &settle(c);
-    if !c.running() {
-        return Ok(());
-    }
-    if let Some(pidfd) = state::pidfd(&c.state) {
-        let sig = parse_signal(&c.config.stop_signal).unwrap_or(libc::SIGTERM);
-        let _ = send(&pidfd, sig);
-        if !wait_exit(&pidfd, timeout) {
-            let _ = send(&pidfd, libc::SIGKILL);
-            wait_exit(&pidfd, MONITOR_GRACE);
+    stop_all(std::slice::from_ref(c), timeout)
+        .pop()
+        .unwrap_or(Ok(()))
+}
+
+/// `mrun stop` of several containers: all are signalled first, then waited for together, as
+/// `docker stop` does; the grace period is one for all. One result per container.
+pub fn stop_all(cs: &[Container], timeout: Duration) -> Vec<Result<()>> {
+    let cs: Vec<Container> = cs.iter().map(settle).collect();
+    let fds: Vec<Option<OwnedFd>> = cs
+        .iter()
+        .map(|c| {
+            let fd = c.running().then(|| state::pidfd(&c.state)).flatten()?;
+            let sig = parse_signal(&c.config.stop_signal).unwrap_or(libc::SIGTERM);
+            let _ = send(&fd, sig);
+            Some(fd)
+        })
+        .collect();
+    let deadline = Instant::now() + timeout;
+    for fd in fds.iter().flatten() {
+        if !wait_exit(fd, deadline.saturating_duration_since(Instant::now())) {
+            let _ = send(fd, libc::SIGKILL);
         }
     }
-    wait_monitor(&c.dir, MONITOR_GRACE)
+    cs.iter()
+        .zip(&fds)
+        .map(|(c, fd)| {
+            if let Some(fd) = fd {
+                wait_exit(fd, MONITOR_GRACE);
+            }
+            if c.running() {
+                wait_monitor(c, MONITOR_GRACE)
+            } else {
+                Ok(())
+            }
+        })
+        .collect()
 }
 
 /// `mrun wait`: block until the container is not running; its exit code.
@@ -243,6 +272,9 @@ pub fn remove(store: &Store, c: &Container, force: bool) -> Result<()> {
         if let Some(pidfd) = state::pidfd(&c.state) {
             let _ = send(&pidfd, libc::SIGKILL);
             wait_exit(&pidfd, MONITOR_GRACE);
+        }
+        if let Some(fd) = state::pidfd_of(c.state.monitor_pid, c.state.monitor_start) {
+            wait_exit(&fd, MONITOR_GRACE);
         }
     }
     if !c.dir.exists() {

@@ -285,6 +285,7 @@ fn supervise(l: &Launch, mode: &Mode, st: &mut State) -> Result<Outcome> {
     st.pid = started.child.pid;
     st.pid_start = state::start_time(st.pid).unwrap_or(0);
     st.monitor_pid = std::process::id() as i32;
+    st.monitor_start = state::start_time(st.monitor_pid).unwrap_or(0);
     st.started_at = Some(state::now());
     st.cgroup = started.cgroup();
     if let Some(a) = &attachment {

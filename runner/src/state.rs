@@ -95,8 +95,11 @@ pub struct State {
     /// after the pid is reused.
     pub pid: i32,
     pub pid_start: u64,
-    /// The process looking after it (mrun in the foreground, or the detached monitor).
+    /// The process looking after it (mrun in the foreground, or the detached monitor), and
+    /// its start time.
     pub monitor_pid: i32,
+    #[serde(default)]
+    pub monitor_start: u64,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub exit_code: Option<i32>,
@@ -471,12 +474,17 @@ pub fn start_time(pid: i32) -> Option<u64> {
 
 /// A pidfd for the container's first process, if it is still the process `state` names.
 pub fn pidfd(state: &State) -> Option<std::os::fd::OwnedFd> {
+    pidfd_of(state.pid, state.pid_start)
+}
+
+/// A pidfd for process `pid` if it is still the one that started at `start`.
+pub fn pidfd_of(pid: i32, start: u64) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    if state.pid <= 0 {
+    if pid <= 0 || start == 0 {
         return None;
     }
     // SAFETY: pidfd_open returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, state.pid, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
         return None;
     }
@@ -484,7 +492,7 @@ pub fn pidfd(state: &State) -> Option<std::os::fd::OwnedFd> {
     let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
     // Opened first, checked second: if the start time still matches now, the pidfd refers
     // to that very process, whatever happens to the pid afterwards.
-    (start_time(state.pid) == Some(state.pid_start)).then_some(fd)
+    (start_time(pid) == Some(start)).then_some(fd)
 }
 
 #[cfg(test)]

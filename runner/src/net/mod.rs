@@ -332,17 +332,22 @@ fn release(
 }
 
 /// The bridge with the gateway address, up; forwarding on; NAT in place. Run under the lock
-/// at every attach, so a flushed ruleset (`systemctl restart nftables`) is repaired too.
+/// at every attach; forwarding and NAT are set up with the bridge (the first container),
+/// not at every start: `nft` and `iptables` are processes of 5-20 ms each, and every
+/// attach waits for the lock. (A ruleset flushed by hand while containers run is repaired
+/// when the last one leaves and the next one comes.)
 fn ensure_host(cfg: &NetConfig) -> Result<()> {
     let br = &cfg.bridge;
     let (gw, prefix) = (cfg.gateway(), cfg.subnet.prefix);
     let mut nl = netlink()?;
+    let mut created = false;
     let link = match nl
         .link(br)
         .map_err(nl_err(format!("look up bridge {br}")))?
     {
         Some(l) => l,
         None => {
+            created = true;
             // The bridge's route would hide part of a network the host is on.
             let host = nl
                 .all_addrs4()
@@ -393,8 +398,11 @@ fn ensure_host(cfg: &NetConfig) -> Result<()> {
         nl.set_up(link.index)
             .map_err(nl_err(format!("bring up bridge {br}")))?;
     }
-    nat::enable_ip_forward()?;
-    nat::ensure(cfg, &nat::Tools::find())
+    if created {
+        nat::enable_ip_forward()?;
+        nat::ensure(cfg, &nat::Tools::find())?;
+    }
+    Ok(())
 }
 
 /// eth0's MAC address: Docker's 02:42 and the four bytes of the IPv4 address. An address
