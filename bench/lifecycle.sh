@@ -17,7 +17,7 @@
 # phase is timed on the wall clock ($EPOCHREALTIME); nothing is timed while checking. After
 # the rounds, one more cycle per tool with `stop -t 1`, to show how a grace period adds up.
 # Then, for mrun alone, where its time goes: the cost of a process start and of the `nft`
-# and `iptables` commands it runs on every bridge start, the seq cycle with `--net none` and
+# and `iptables` commands it runs when it makes the bridge (at every bridge start before aac9dc9), the seq cycle with `--net none` and
 # with `--net bridge` back to back, and stop and rm as 50 one-name commands run at once.
 #
 # Checked in every cycle (the script stops at the first failure): after the start, 50
