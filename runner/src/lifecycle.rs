@@ -307,7 +307,7 @@ pub struct Swept {
 
 /// For `mbuild prune`: every container directory nobody owns any more is cleaned up. Those
 /// a user can still see (`ps -a`) stay, recorded as exited, with their cgroup and network
-/// released; the rest (no config, or `--rm`) go entirely.
+/// released; the rest (no config, never started, or `--rm`) go entirely.
 pub fn sweep(store: &Store) -> Result<Swept> {
     let mut out = Swept::default();
     let dir = state::containers_dir(store);
@@ -323,8 +323,11 @@ pub fn sweep(store: &Store) -> Result<Swept> {
             continue;
         };
         let config = state::load_config(&path).ok();
+        // One whose maker died before it ever started (still "created") was never a
+        // container anyone saw run: it goes, like one without a config.
+        let started = state::load_state(&path).is_ok_and(|s| s.status != Status::Created);
         match config {
-            Some(cfg) if !cfg.auto_remove => {
+            Some(cfg) if !cfg.auto_remove && started => {
                 let mut st = state::load_state(&path).unwrap_or_default();
                 if st.status != Status::Exited || st.cgroup.is_some() {
                     if let Some(r) = st.cgroup.take() {
