@@ -487,8 +487,53 @@ fn trim_suffix(toks: &[Tok], v: &[char], greedy: bool) -> String {
 }
 
 /// The leftmost match at or after `from`, longest at that start: `(start, end)`.
+///
+/// One pass with every start in flight at once, each pattern position keeping only the
+/// leftmost start that reached it (whatever reaches the same position at the same place
+/// can only end the same ways). Trying each start in turn instead cost O(len² × pattern)
+/// per match, so a 3 KB Minifile could hang the build in one `${V//?*?*…/x}`.
 fn find(toks: &[Tok], v: &[char], from: usize) -> Option<(usize, usize)> {
-    (from..=v.len()).find_map(|s| match_ends(toks, &v[s..]).last().map(|&n| (s, s + n)))
+    let m = toks.len();
+    let keep = |slot: &mut Option<usize>, s: usize| *slot = Some(slot.map_or(s, |x| x.min(s)));
+    let mut cur: Vec<Option<usize>> = vec![None; m + 1];
+    let mut best: Option<(usize, usize)> = None;
+    for i in from..=v.len() {
+        // A match starting here is only wanted while none has started further left.
+        if best.is_none() {
+            keep(&mut cur[0], i);
+        }
+        for t in 0..m {
+            if let (Tok::Star, Some(s)) = (toks[t], cur[t]) {
+                keep(&mut cur[t + 1], s);
+            }
+        }
+        if let Some(s) = cur[m] {
+            if best.map_or(true, |(bs, be)| s < bs || (s == bs && i > be)) {
+                best = Some((s, i));
+            }
+        }
+        if let Some((bs, _)) = best {
+            cur.iter_mut()
+                .filter(|x| x.is_some_and(|s| s > bs))
+                .for_each(|x| *x = None);
+            if cur.iter().all(Option::is_none) {
+                break;
+            }
+        }
+        let Some(&c) = v.get(i) else { break };
+        let mut next = vec![None; m + 1];
+        for t in 0..m {
+            let Some(s) = cur[t] else { continue };
+            match toks[t] {
+                Tok::Lit(l) if l == c => keep(&mut next[t + 1], s),
+                Tok::Any if c != '\n' => keep(&mut next[t + 1], s),
+                Tok::Star if c != '\n' => keep(&mut next[t], s),
+                _ => {}
+            }
+        }
+        cur = next;
+    }
+    best
 }
 
 /// `${V/pat/rep}` replaces the first match, `${V//pat/rep}` every one, as Go's
@@ -691,6 +736,55 @@ mod tests {
         assert_eq!(fails(&deep, &e), "substitutions nested too deeply");
         let ok = format!("{}x{}", "${A:-".repeat(50), "}".repeat(50));
         assert_eq!(w(&ok, &e), "x");
+    }
+
+    /// `find` as it was: every start in turn, the first that matches.
+    fn find_each_start(toks: &[Tok], v: &[char], from: usize) -> Option<(usize, usize)> {
+        (from..=v.len()).find_map(|s| match_ends(toks, &v[s..]).last().map(|&n| (s, s + n)))
+    }
+
+    #[test]
+    fn find_agrees_with_trying_each_start() {
+        let alphabet = ['a', 'b', '\n'];
+        let pats = [
+            "", "a", "*", "?", "a*", "*a", "a*b", "?*?", "*b*", "b?a", "**a", "a*a*",
+        ];
+        // Every value of up to 6 characters over the alphabet, from every position.
+        let mut values: Vec<Vec<char>> = vec![Vec::new()];
+        let mut last = values.clone();
+        for _ in 0..6 {
+            last = last
+                .iter()
+                .flat_map(|v| alphabet.iter().map(move |&c| [v.as_slice(), &[c]].concat()))
+                .collect();
+            values.extend(last.iter().cloned());
+        }
+        for p in pats {
+            let toks = glob(p).unwrap();
+            for v in &values {
+                for from in 0..=v.len() {
+                    assert_eq!(
+                        find(&toks, v, from),
+                        find_each_start(&toks, v, from),
+                        "pattern {p:?} value {v:?} from {from}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn replacement_is_not_quadratic_in_the_value() {
+        // A hang of the minifile fuzz target (fuzz/regressions/minifile/slow-replace-all):
+        // with every start tried in turn, this 3 KB word took minutes.
+        let long = "ab/".repeat(400);
+        let e = env(&[("LONG", &long)]);
+        let pattern = "?*".repeat(1500);
+        let t = std::time::Instant::now();
+        assert_eq!(w(&format!("${{LONG//{pattern}x/y}}"), &e), long);
+        let shorter = "?*".repeat(300);
+        assert_eq!(w(&format!("${{LONG/{shorter}/y}}"), &e), "y");
+        assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
     }
 
     #[test]
