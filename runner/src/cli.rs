@@ -384,18 +384,9 @@ fn dispatch(cli: Mrun) -> Result<i32> {
             Ok(0)
         }
         Cmd::Stop { time, containers } => {
-            let (found, mut code) = find_all(&store, &containers);
+            let (found, code) = find_all(&store, &containers);
             let results = lifecycle::stop_all(&found, std::time::Duration::from_secs(time));
-            for (c, r) in found.iter().zip(results) {
-                match r {
-                    Ok(()) => println!("{}", display_name(&containers, c)),
-                    Err(e) => {
-                        eprintln!("mrun: {}", one_line(&e));
-                        code = EXIT_CLI as i32;
-                    }
-                }
-            }
-            Ok(code)
+            Ok(code.max(report_each(&containers, &found, results)))
         }
         Cmd::Kill { signal, containers } => {
             let sig = lifecycle::parse_signal(&signal)?;
@@ -406,7 +397,7 @@ fn dispatch(cli: Mrun) -> Result<i32> {
             }))
         }
         Cmd::Rm { force, containers } => {
-            let (found, mut code) = find_all(&store, &containers);
+            let (found, code) = find_all(&store, &containers);
             // Each removal waits on its own container and on the disk: side by side, a few
             // at a time.
             let results: Vec<Result<()>> = std::thread::scope(|s| {
@@ -426,16 +417,7 @@ fn dispatch(cli: Mrun) -> Result<i32> {
                     .flat_map(|h| h.join().expect("rm thread"))
                     .collect()
             });
-            for (c, r) in found.iter().zip(results) {
-                match r {
-                    Ok(()) => println!("{}", display_name(&containers, c)),
-                    Err(e) => {
-                        eprintln!("mrun: {}", one_line(&e));
-                        code = EXIT_CLI as i32;
-                    }
-                }
-            }
-            Ok(code)
+            Ok(code.max(report_each(&containers, &found, results)))
         }
         Cmd::Wait { containers } => Ok(each(&containers, &mut |c| {
             let code = lifecycle::wait(&store, c)?;
@@ -479,6 +461,21 @@ fn dispatch(cli: Mrun) -> Result<i32> {
             Ok(exit.code())
         }
     }
+}
+
+/// Each container acted on by its name as given, each failure on one line; 1 if any failed.
+fn report_each(given: &[String], found: &[state::Container], results: Vec<Result<()>>) -> i32 {
+    let mut code = 0;
+    for (c, r) in found.iter().zip(results) {
+        match r {
+            Ok(()) => println!("{}", display_name(given, c)),
+            Err(e) => {
+                eprintln!("mrun: {}", one_line(&e));
+                code = EXIT_CLI as i32;
+            }
+        }
+    }
+    code
 }
 
 /// The named containers that exist; each missing one reported, making the exit code 1.

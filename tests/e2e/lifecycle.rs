@@ -13,13 +13,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// `mrun --root STORE args...` (no `--rm`: the lifecycle is the point here).
-fn mr(env: &Env, args: &[&str]) -> Output {
+pub(crate) fn mr(env: &Env, args: &[&str]) -> Output {
     let mut c = mrun_cmd(env);
     c.args(args);
     Running::spawn(c).output(TIMEOUT)
 }
 
-fn mr_ok(env: &Env, args: &[&str]) -> String {
+pub(crate) fn mr_ok(env: &Env, args: &[&str]) -> String {
     let o = mr(env, args);
     assert!(
         o.status.success(),

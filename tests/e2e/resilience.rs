@@ -15,6 +15,7 @@
 //! since fixed; they stay as regression tests (the old failure is described on each).
 
 use crate::common::*;
+use crate::lifecycle::{mr, mr_ok};
 use crate::run::{cgroup_parents, image_tree, mounts_of, mrun_cmd, setup, Running, IMG, TIMEOUT};
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -35,25 +36,6 @@ const LEASES: &str = "/run/minibox/network/leases";
 
 // ---------------------------------------------------------------------------------------
 // Processes
-
-/// `mrun --root STORE args...`, to its end.
-fn mr(env: &Env, args: &[&str]) -> Output {
-    let mut c = mrun_cmd(env);
-    c.args(args);
-    Running::spawn(c).output(TIMEOUT)
-}
-
-fn mr_ok(env: &Env, args: &[&str]) -> String {
-    let o = mr(env, args);
-    assert!(
-        o.status.success(),
-        "mrun {args:?}: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
 
 /// A process this test started, its output going to files (a pipe would keep a reader
 /// waiting for as long as a leaked container holds a copy of it). SIGKILLed through its own
