@@ -141,22 +141,20 @@ pub struct Spawned {
     pub pty: Option<OwnedFd>,
 }
 
-/// Clone the child into `flags` namespaces, set it up as `plan` says and exec it. Returns
-/// once the command runs; a failure before exec is returned as the error it was.
-/// `before_release` runs once the child exists (its namespaces too: the network is wired
-/// here) and before it starts its setup; an error there kills it.
-pub fn spawn(
-    plan: &Plan,
+/// What both start paths share. clone3 (like fork, with a pidfd; `flags` add namespaces,
+/// `cgroup_fd` places the child straight in a v2 cgroup); the child dies with us, waits for
+/// the release byte on its end of a setup socket, then runs `child_run` with that socket,
+/// which must not return (it execs or _exits). Here `prepare` gets the child's pid before the release; then the
+/// setup messages are collected until EOF (every copy of the child's end closed on exec):
+/// a terminal's master, a pid (exec's helper), or a failure, returned as the error it was.
+fn clone_and_release(
     flags: u64,
-    userns: Option<&IdMaps>,
-    cgroup: Option<&Cgroup>,
-    before_release: &mut dyn FnMut(i32) -> Result<()>,
-) -> Result<Spawned> {
+    cgroup_fd: Option<c_int>,
+    what: &'static str,
+    child_run: impl FnOnce(c_int),
+    prepare: impl FnOnce(i32) -> Result<()>,
+) -> Result<(Child, Option<OwnedFd>, Option<i32>)> {
     let (parent_sock, child_sock) = socketpair()?;
-    let cgroup_fd = match cgroup.and_then(|c| c.v2_dir()) {
-        Some(dir) => Some(std::fs::File::open(dir).ctx("open cgroup", dir)?),
-        None => None,
-    };
     let mut pidfd: c_int = -1;
     let mut args = CloneArgs {
         flags: flags | CLONE_PIDFD,
@@ -164,13 +162,13 @@ pub fn spawn(
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
-    if let Some(f) = &cgroup_fd {
+    if let Some(fd) = cgroup_fd {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = f.as_raw_fd() as u64;
+        args.cgroup = fd as u64;
     }
     let parent_pid = std::process::id() as i32;
     // SAFETY: clone3 without a stack behaves like fork: the child runs on a copy of this
-    // stack. From here to execve it only makes raw system calls on data prepared above.
+    // stack. From here to execve it only makes raw system calls on data prepared before.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -182,12 +180,37 @@ pub fn spawn(
         return Err(Error::Sys("clone3", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        child_main(
-            plan,
-            child_sock.as_raw_fd(),
-            parent_sock.as_raw_fd(),
-            parent_pid,
-        );
+        let sock = child_sock.as_raw_fd();
+        // SAFETY (the child): raw system calls only, no allocation, no unwinding.
+        unsafe {
+            libc::close(parent_sock.as_raw_fd());
+            // Die with mrun; and if mrun died before this line, do not run unsupervised
+            // (getppid is 0 in a new PID namespace).
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent_pid && libc::getppid() != 0 {
+                libc::_exit(EXIT_FAILED);
+            }
+            let mut b = [0u8; 1];
+            loop {
+                let n = libc::read(sock, b.as_mut_ptr().cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(EXIT_FAILED);
+            }
+        }
+        child_run(sock);
+        // SAFETY: child_run never returns; if it ever did, leave without unwinding.
+        unsafe { libc::_exit(EXIT_FAILED) };
     }
     let pid = pid as i32;
     drop(child_sock);
@@ -196,33 +219,24 @@ pub fn spawn(
         pid,
         pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
     };
-    let released = (|| {
-        if let Some(maps) = userns {
-            write_id_maps(pid, maps)?;
-        }
-        if let Some(cg) = cgroup {
-            if cgroup_fd.is_none() {
-                cg.add_pid(pid)?;
-            }
-        }
-        before_release(pid)?;
+    let released = prepare(pid).and_then(|()| {
         // SAFETY: writing one byte from a valid buffer.
         if unsafe { libc::write(parent_sock.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
-            return Err(Error::last_os("release the container process"));
+            return Err(Error::last_os(what));
         }
         Ok(())
-    })();
+    });
     if let Err(e) = released {
         child.kill(libc::SIGKILL);
         let _ = child.wait(false);
         return Err(e);
     }
-    let mut pty = None;
+    let (mut pty, mut reported) = (None, None);
     loop {
         match setup_message(&parent_sock) {
             Ok(SetupMsg::Exec) => break,
             Ok(SetupMsg::Pty(fd)) => pty = Some(fd),
-            Ok(SetupMsg::Pid(_)) => {}
+            Ok(SetupMsg::Pid(p)) => reported = Some(p),
             Ok(SetupMsg::Failed(e)) => {
                 let _ = child.wait(false);
                 return Err(e);
@@ -234,6 +248,46 @@ pub fn spawn(
             }
         }
     }
+    Ok((child, pty, reported))
+}
+
+/// Clone the child into `flags` namespaces, set it up as `plan` says and exec it. Returns
+/// once the command runs; a failure before exec is returned as the error it was.
+/// `before_release` runs once the child exists (its namespaces too: the network is wired
+/// here) and before it starts its setup; an error there kills it.
+pub fn spawn(
+    plan: &Plan,
+    flags: u64,
+    userns: Option<&IdMaps>,
+    cgroup: Option<&Cgroup>,
+    before_release: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<Spawned> {
+    let cgroup_fd = match cgroup.and_then(|c| c.v2_dir()) {
+        Some(dir) => Some(std::fs::File::open(dir).ctx("open cgroup", dir)?),
+        None => None,
+    };
+    let (child, pty, _) = clone_and_release(
+        flags,
+        cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+        "release the container process",
+        |sock| {
+            let f = child::setup(&Linux, plan, sock);
+            send_failure(sock, &f);
+            // SAFETY: leaving the child without unwinding.
+            unsafe { libc::_exit(if f.exec { 127 } else { EXIT_FAILED }) }
+        },
+        |pid| {
+            if let Some(maps) = userns {
+                write_id_maps(pid, maps)?;
+            }
+            if let Some(cg) = cgroup {
+                if cgroup_fd.is_none() {
+                    cg.add_pid(pid)?;
+                }
+            }
+            before_release(pid)
+        },
+    )?;
     Ok(Spawned { child, pty })
 }
 
@@ -256,106 +310,24 @@ pub fn spawn_joined(
     root: std::os::fd::BorrowedFd<'_>,
     before_release: impl FnOnce(i32) -> Result<()>,
 ) -> Result<Joined> {
-    let (parent_sock, child_sock) = socketpair()?;
     let ns: Vec<(c_int, c_int)> = namespaces
         .iter()
         .map(|(f, fd)| (*f, fd.as_raw_fd()))
         .collect();
-    let mut pidfd: c_int = -1;
-    let args = CloneArgs {
-        flags: CLONE_PIDFD,
-        pidfd: &mut pidfd as *mut c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
-    let parent_pid = std::process::id() as i32;
-    // SAFETY: as in `spawn`: a fork-like clone whose child makes raw system calls only.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if pid < 0 {
-        return Err(Error::Sys("clone3", std::io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        let sock = child_sock.as_raw_fd();
-        // SAFETY: raw system calls only.
-        unsafe {
-            libc::close(parent_sock.as_raw_fd());
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            if libc::getppid() != parent_pid {
-                libc::_exit(EXIT_FAILED);
-            }
-            let mut b = [0u8; 1];
-            loop {
-                let n = libc::read(sock, b.as_mut_ptr().cast(), 1);
-                if n == 1 {
-                    break;
-                }
-                if n < 0 && *libc::__errno_location() == libc::EINTR {
-                    continue;
-                }
-                libc::_exit(EXIT_FAILED);
-            }
-        }
-        crate::exec::helper_main(cmd, &ns, root.as_raw_fd(), sock);
-    }
-    let pid = pid as i32;
-    drop(child_sock);
-    // SAFETY: CLONE_PIDFD stored a new descriptor owned by us.
-    let helper = Child {
-        pid,
-        pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-    };
-    let released = before_release(pid).and_then(|()| {
-        // SAFETY: writing one byte from a valid buffer.
-        if unsafe { libc::write(parent_sock.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
-            return Err(Error::last_os("release the exec process"));
-        }
-        Ok(())
-    });
-    if let Err(e) = released {
-        helper.kill(libc::SIGKILL);
+    let (helper, pty, reported) = clone_and_release(
+        0,
+        None,
+        "release the exec process",
+        |sock| crate::exec::helper_main(cmd, &ns, root.as_raw_fd(), sock),
+        before_release,
+    )?;
+    let Some(pid) = reported else {
         let _ = helper.wait(false);
-        return Err(e);
-    }
-    let mut pty = None;
-    let mut command = None;
-    loop {
-        match setup_message(&parent_sock) {
-            Ok(SetupMsg::Exec) => break,
-            Ok(SetupMsg::Pty(fd)) => pty = Some(fd),
-            Ok(SetupMsg::Pid(p)) => command = Some(crate::exec::child_of_pid(p)),
-            Ok(SetupMsg::Failed(e)) => {
-                let _ = helper.wait(false);
-                return Err(e);
-            }
-            Err(e) => {
-                helper.kill(libc::SIGKILL);
-                let _ = helper.wait(false);
-                return Err(e);
-            }
-        }
-    }
-    let command = match command {
-        Some(c) => c.ok(),
-        None => {
-            let _ = helper.wait(false);
-            return Err(Error::invalid("the exec process ended before it started"));
-        }
+        return Err(Error::invalid("the exec process ended before it started"));
     };
     Ok(Joined {
+        command: crate::exec::child_of_pid(pid).ok(),
         helper,
-        command,
         pty,
     })
 }
@@ -384,38 +356,6 @@ fn setup_message(sock: &OwnedFd) -> Result<SetupMsg> {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(Error::Sys("read from the container process", e)),
         }
-    }
-}
-
-fn child_main(plan: &Plan, sock: c_int, other: c_int, parent_pid: i32) -> ! {
-    // SAFETY (whole function): raw system calls only, no allocation, no unwinding.
-    unsafe {
-        libc::close(other);
-        // Die with mrun; and if mrun died before this line, do not run unsupervised.
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
-        if libc::getppid() != parent_pid && libc::getppid() != 0 {
-            libc::_exit(EXIT_FAILED);
-        }
-        let mut b = [0u8; 1];
-        loop {
-            let n = libc::read(sock, b.as_mut_ptr().cast(), 1);
-            if n == 1 {
-                break;
-            }
-            if n < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
-            libc::_exit(EXIT_FAILED);
-        }
-        let f = child::setup(&Linux, plan, sock);
-        send_failure(sock, &f);
-        libc::_exit(if f.exec { 127 } else { EXIT_FAILED })
     }
 }
 
