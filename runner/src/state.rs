@@ -568,6 +568,13 @@ mod tests {
         let c = Container::load(&dir).unwrap();
         assert!(c.running());
         drop(owner);
+        // Another test of this binary that forks meanwhile holds a copy of the lock's fd
+        // until its child execs or exits: wait for that, as rm does.
+        drop(
+            own_within(&dir, std::time::Duration::from_secs(10))
+                .unwrap()
+                .expect("the lock is free once its owner is gone"),
+        );
         let c = Container::load(&dir).unwrap();
         assert!(!c.running());
         assert_eq!(c.state.status, Status::Exited);
