@@ -48,22 +48,12 @@ struct BuildCli {
 /// it is a build (`mbuild -t x .`, `mbuild ctxdir`), as `docker build` without the word.
 fn names_a_command(args: &[std::ffi::OsString]) -> bool {
     use clap::CommandFactory;
-    let mut i = 1;
-    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
-        if a == "--root" {
-            i += 2;
-            continue;
-        }
-        if a.starts_with("--root=") {
-            i += 1;
-            continue;
-        }
-        if a.starts_with('-') {
-            return matches!(a, "-h" | "--help" | "-V" | "--version");
-        }
-        return Cli::command().get_subcommands().any(|s| s.get_name() == a);
+    match runner::cli::first_word(args) {
+        Some(a) if a.starts_with('-') => matches!(a, "-h" | "--help" | "-V" | "--version"),
+        Some(a) => Cli::command().get_subcommands().any(|s| s.get_name() == a),
+        // Nothing at all: the general help, from the subcommand parser.
+        None => true,
     }
-    true
 }
 
 /// `mbuild -f Minifile -t name:tag [CONTEXT]` (also `mbuild build ...`).

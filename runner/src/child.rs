@@ -637,75 +637,39 @@ fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(
 
 /// execvp's search: ENOENT/ENOTDIR move on, EACCES is remembered, anything else stops.
 fn exec<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Failure<'p> {
-    if p.trampoline >= 0 {
-        return exec_via_trampoline(sys, p, sock);
-    }
-    exec_directly(sys, p)
-}
-
-/// The search as execvp does it, but the chosen file is exec'd by the trampoline (see
-/// `trampoline`), so the command never starts from a process whose exe is mrun's.
-fn exec_via_trampoline<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Failure<'p> {
+    let failed = |errno| Failure {
+        exec: true,
+        what: &p.arg0,
+        errno,
+    };
     let mut denied = false;
     for (i, c) in p.candidates.iter().enumerate() {
-        match sys.exec_probe(c) {
-            Ok(()) => {
-                let e = sys.exec_via(p.trampoline, sock, &p.tramp_argv[i], &p.envp_ptrs);
-                // The trampoline itself could not run (memfds not executable here): exec
-                // directly rather than not at all.
-                if e == libc::EACCES || e == libc::EPERM || e == libc::ENOSYS {
-                    if let e @ 1.. = sys.execve(c, &p.argv_ptrs, &p.envp_ptrs) {
-                        return Failure {
-                            exec: true,
-                            what: &p.arg0,
-                            errno: e,
-                        };
+        let errno = if p.trampoline < 0 {
+            sys.execve(c, &p.argv_ptrs, &p.envp_ptrs)
+        } else {
+            // The same search, but the file found is exec'd by the trampoline (see
+            // `trampoline`), so the command never starts from a process whose exe is mrun's;
+            // once found, the exec's result is final.
+            match sys.exec_probe(c) {
+                Ok(()) => {
+                    let e = sys.exec_via(p.trampoline, sock, &p.tramp_argv[i], &p.envp_ptrs);
+                    // The trampoline itself could not run (memfds not executable here):
+                    // exec directly rather than not at all.
+                    if e == libc::EACCES || e == libc::EPERM || e == libc::ENOSYS {
+                        return failed(sys.execve(c, &p.argv_ptrs, &p.envp_ptrs));
                     }
+                    return failed(e);
                 }
-                return Failure {
-                    exec: true,
-                    what: &p.arg0,
-                    errno: e,
-                };
+                Err(e) => e,
             }
-            Err(libc::ENOENT | libc::ENOTDIR) => {}
-            Err(libc::EACCES) => denied = true,
-            Err(e) => {
-                return Failure {
-                    exec: true,
-                    what: &p.arg0,
-                    errno: e,
-                }
-            }
-        }
-    }
-    Failure {
-        exec: true,
-        what: &p.arg0,
-        errno: if denied { libc::EACCES } else { libc::ENOENT },
-    }
-}
-
-fn exec_directly<'p, S: Sys>(sys: &S, p: &'p Command) -> Failure<'p> {
-    let mut denied = false;
-    for c in &p.candidates {
-        match sys.execve(c, &p.argv_ptrs, &p.envp_ptrs) {
+        };
+        match errno {
             libc::ENOENT | libc::ENOTDIR => {}
             libc::EACCES => denied = true,
-            e => {
-                return Failure {
-                    exec: true,
-                    what: &p.arg0,
-                    errno: e,
-                }
-            }
+            e => return failed(e),
         }
     }
-    Failure {
-        exec: true,
-        what: &p.arg0,
-        errno: if denied { libc::EACCES } else { libc::ENOENT },
-    }
+    failed(if denied { libc::EACCES } else { libc::ENOENT })
 }
 
 #[cfg(test)]

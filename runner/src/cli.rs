@@ -267,26 +267,29 @@ pub fn usage_error(tool: &str, e: &clap::Error, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Whether the command line names a subcommand (or asks for the general help): the word
-/// after the global options. Anything else is the run form.
-fn names_a_command(args: &[std::ffi::OsString]) -> bool {
-    use clap::CommandFactory;
+/// The first argument after the global `--root DIR` (or `--root=DIR`) of either binary: a
+/// subcommand's name, a flag, or the start of the default form; None when there is none.
+pub fn first_word(args: &[std::ffi::OsString]) -> Option<&str> {
     let mut i = 1;
     while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
-        if a == "--root" {
-            i += 2;
-            continue;
+        match a {
+            "--root" => i += 2,
+            _ if a.starts_with("--root=") => i += 1,
+            _ => return Some(a),
         }
-        if a.starts_with("--root=") {
-            i += 1;
-            continue;
-        }
-        if a.starts_with('-') {
-            return matches!(a, "--help" | "-V" | "--version");
-        }
-        return Mrun::command().get_subcommands().any(|s| s.get_name() == a);
     }
-    false
+    None
+}
+
+/// Whether the command line names a subcommand (or asks for the general help). Anything
+/// else is the run form (`-h` is `--hostname` there).
+fn names_a_command(args: &[std::ffi::OsString]) -> bool {
+    use clap::CommandFactory;
+    match first_word(args) {
+        Some(a) if a.starts_with('-') => matches!(a, "--help" | "-V" | "--version"),
+        Some(a) => Mrun::command().get_subcommands().any(|s| s.get_name() == a),
+        None => false,
+    }
 }
 
 /// Exit code of the management subcommands when they fail (Docker's CLI).
