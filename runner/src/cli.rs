@@ -809,6 +809,9 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
             .iter()
             .map(|s| rate(s))
             .collect::<Result<_>>()?,
+        // The devices cgroup: Docker's default list, all devices with --privileged.
+        all_devices: cli.privileged,
+        ..Limits::default()
     };
     let mut mounts: Vec<Mount> = cli
         .volume

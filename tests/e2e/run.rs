@@ -282,8 +282,9 @@ pub(crate) fn mountinfo() -> Vec<(String, PathBuf, String, String)> {
 }
 
 /// The directories mrun makes container cgroups in, for this process: on cgroup v1
-/// `<hierarchy>/<our own cgroup there>/minibox` for each hierarchy of the controllers mrun
-/// uses; on v2 `<mount>/minibox` (as root) and `<mount>/<own>/minibox`.
+/// `<hierarchy>/<our own cgroup there>/minibox` for each controller hierarchy (every one,
+/// named ones such as `name=systemd` aside); on v2 `<mount>/minibox` (as root) and
+/// `<mount>/<own>/minibox`.
 pub(crate) fn cgroup_parents() -> Vec<PathBuf> {
     let mounts = mountinfo();
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
@@ -297,10 +298,7 @@ pub(crate) fn cgroup_parents() -> Vec<PathBuf> {
             continue;
         }
         let ctrls: Vec<&str> = list.split(',').collect();
-        if !ctrls
-            .iter()
-            .any(|c| ["memory", "cpu", "cpuacct", "pids", "blkio"].contains(c))
-        {
+        if ctrls.iter().all(|c| c.starts_with("name=")) {
             continue;
         }
         let m = mounts.iter().find(|(root, _, fstype, opts)| {

@@ -8,6 +8,8 @@
 //! /etc/shadow, and `--chown` with a hostile /etc/passwd. Where it is safe, a control shows
 //! the same attack working where nothing stops it, so a pass means the defence held.
 
+mod cgroup_view;
+
 use crate::common::*;
 use crate::run::{code, image_tree, is_root_and_busybox, lines, mountinfo, run_cmd, Running};
 use crate::run::{IMG, TIMEOUT};

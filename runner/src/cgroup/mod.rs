@@ -9,8 +9,9 @@
 //!
 //! # API
 //! - [`Limits`], [`DeviceRate`]: what the user asked for (Docker's `--memory`, `--cpus`,
-//!   `--pids-limit`, `--device-read-bps`, `--device-write-bps`). [`parse_bytes`],
-//!   [`parse_rate`], [`parse_device_rate`] and [`device_numbers`] read Docker's strings.
+//!   `--pids-limit`, `--device-read-bps`, `--device-write-bps`, and the device nodes of
+//!   `--device` as [`DeviceRule`]s). [`parse_bytes`], [`parse_rate`], [`parse_device_rate`]
+//!   and [`device_numbers`] read Docker's strings.
 //! - [`detect`] (reads `/proc/self/mountinfo` and `/proc/self/cgroup`) and the pure
 //!   [`detect_from`] give a [`Hierarchy`].
 //! - [`Cgroup::create`] gives a [`Cgroup`]: [`Cgroup::add_pid`], [`Cgroup::v2_dir`] (for
@@ -34,11 +35,25 @@
 //!   (cgroup-v2.rst, "No Internal Process Constraint"); (3) offers, in `cgroup.controllers`,
 //!   every controller a requested limit needs. This is what systemd's `Delegate=yes` gives a
 //!   user (`user@UID.service`). No such A: [`Error::Unavailable`].
-//! - v1: in every mounted hierarchy of memory, cpu, cpuacct, pids and blkio, at
-//!   `<our own cgroup in that hierarchy>/minibox/<id>`, so containers stay inside whatever
-//!   the caller is confined to. A hierarchy we cannot write: [`Error::Unavailable`].
+//! - v1: in every mounted controller hierarchy (memory, cpu, cpuacct, pids and blkio for the
+//!   limits, and all the others: cpuset, devices, freezer, ...), at `<our own cgroup in that
+//!   hierarchy>/minibox/<id>`, so containers stay inside whatever the caller is confined to,
+//!   and each hierarchy mounted in the container (whose cgroup namespace root is its own
+//!   cgroup) shows only the container's own cgroup, as runc does. cpuset's new cgroups get
+//!   `cpuset.cpus` and `cpuset.mems` from their parent, without which no task may join
+//!   (cgroup-v1/cpusets.rst). Named hierarchies (`name=systemd`) are neither joined nor
+//!   mounted. A hierarchy we cannot write: [`Error::Unavailable`].
 //! - Controllers are used whenever they exist, limit or not, so accounting (CPU time) and
 //!   OOM detection work; a limit whose controller is missing is [`Error::Unavailable`].
+//!
+//! # Devices
+//! Unless [`Limits::all_devices`] (`--privileged`), the container may use only Docker's
+//! default devices ([`devices::DEFAULT_ALLOWED`]) and those in [`Limits::devices`]: on v1
+//! `devices.deny` = `a`, then one `devices.allow` line per rule; on v2 an eBPF program
+//! (`bpf`) attached to the cgroup with BPF_F_ALLOW_MULTI. Without the privilege to load it (a
+//! delegated v2 subtree, rootless) the program is left out, as rootless runc and crun do,
+//! unless a `--device` asks for less than `rwm`, which then is [`Error::Unavailable`]; as
+//! root, a program the kernel refuses is an error, never a silent loss of the default.
 //! - A leftover `minibox/<id>` (a crash) that holds no process is removed and made afresh,
 //!   so limits and counters (`oom_kill`, usage) start clean; one that still holds processes
 //!   is [`Error::InUse`] and nothing in it is killed.
@@ -61,8 +76,12 @@ use std::time::{Duration, Instant};
 
 use layers::error::io_message;
 
+pub mod bpf;
+pub mod devices;
 mod v1;
 mod v2;
+
+pub use devices::{Access as DeviceAccess, Kind as DeviceKind, Rule as DeviceRule};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -126,7 +145,8 @@ pub const MIN_MEMORY: u64 = 1 << 20;
 /// The CFS period the cpu quota is expressed in: 100 ms, the kernel's default.
 pub const CPU_PERIOD_USEC: u64 = 100_000;
 
-/// The controllers a container's cgroup uses, under their v1 names.
+/// The v1 controllers that carry minibox's limits and accounting; a hierarchy holding one of
+/// them makes a machine "v1" (the others are joined too, but decide nothing).
 const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "blkio"];
 
 /// How long `destroy` keeps killing and retrying EBUSY before giving up.
@@ -143,6 +163,10 @@ pub struct Limits {
     pub pids: Option<i64>,
     pub read_bps: Vec<DeviceRate>,
     pub write_bps: Vec<DeviceRate>,
+    /// Device nodes the container may use beyond Docker's default list (`--device`).
+    pub devices: Vec<DeviceRule>,
+    /// No devices cgroup: every device the parent cgroup allows (`--privileged`).
+    pub all_devices: bool,
 }
 
 /// A byte rate on one block device; a rate of 0 means no limit.
@@ -162,6 +186,18 @@ impl Limits {
             && self.pids.map_or(true, |p| p <= 0)
             && self.read_bps.iter().all(|r| r.bytes_per_sec == 0)
             && self.write_bps.iter().all(|r| r.bytes_per_sec == 0)
+            && !self.restricts_devices()
+    }
+
+    /// Whether a `--device` allows less than `rwm`, which only a devices cgroup can enforce
+    /// (a read-only mount does not stop writes to a device node).
+    pub fn restricts_devices(&self) -> bool {
+        !self.all_devices && self.devices.iter().any(|d| d.access != DeviceAccess::RWM)
+    }
+
+    /// The devices cgroup's allow-list, or None for no devices cgroup (`--privileged`).
+    fn device_rules(&self) -> Option<Vec<DeviceRule>> {
+        (!self.all_devices).then(|| devices::allow_list(&self.devices))
     }
 
     fn has_rates(&self) -> bool {
@@ -489,18 +525,10 @@ impl Cgroup {
     pub fn leftover(h: &Hierarchy, id: &str) -> Result<Cgroup> {
         check_id(id)?;
         let dirs = match h {
-            Hierarchy::V1 { controllers } => {
-                let mut dirs: Vec<PathBuf> = Vec::new();
-                for c in V1_CONTROLLERS {
-                    if let Some(m) = controllers.get(c) {
-                        let p = m.mount.join(&m.own).join("minibox").join(id);
-                        if !dirs.contains(&p) {
-                            dirs.push(p);
-                        }
-                    }
-                }
-                dirs
-            }
+            Hierarchy::V1 { controllers } => v1::plan(controllers, id)
+                .into_iter()
+                .map(|(path, _)| path)
+                .collect(),
             Hierarchy::V2 { mount, own } => vec![mount.join(own).join("minibox").join(id)],
         };
         Cgroup::reopen(&Record {
@@ -557,6 +585,8 @@ fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
         .open(path)
         .map_err(|e| failed(lines.first().map_or("", |l| l.trim_end()), e))?;
     for line in lines {
+        #[cfg(test)]
+        fake::record(path, line.trim_end());
         f.write_all(line.as_bytes())
             .map_err(|e| failed(line.trim_end(), e))?;
     }
@@ -586,7 +616,7 @@ fn tokens(text: &str) -> Vec<String> {
 
 /// mkdir that accepts an existing directory (another container made it first).
 fn ensure_dir(dir: &Path) -> Result<()> {
-    match fs::create_dir(dir) {
+    match mkdir(dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
             Err(Error::io("create cgroup", dir, e))
         }
@@ -594,9 +624,17 @@ fn ensure_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// mkdir(2) of a cgroup; the kernel gives it its interface files (in tests, the fake does).
+fn mkdir(dir: &Path) -> io::Result<()> {
+    fs::create_dir(dir)?;
+    #[cfg(test)]
+    fake::after_mkdir(dir);
+    Ok(())
+}
+
 /// Make `dir` as a new, empty cgroup, replacing a leftover one that holds no process.
 fn make_fresh(dir: &Path) -> Result<()> {
-    match fs::create_dir(dir) {
+    match mkdir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let mut pids = Vec::new();
@@ -605,7 +643,7 @@ fn make_fresh(dir: &Path) -> Result<()> {
                 return Err(Error::InUse(dir.to_path_buf()));
             }
             remove_tree(dir, Instant::now() + DESTROY_BUDGET)?;
-            fs::create_dir(dir).map_err(|e| Error::io("create cgroup", dir, e))
+            mkdir(dir).map_err(|e| Error::io("create cgroup", dir, e))
         }
         Err(e) => Err(Error::io("create cgroup", dir, e)),
     }
@@ -677,6 +715,8 @@ fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
     for sub in subdirs(dir)? {
         remove_tree(&sub, deadline)?;
     }
+    #[cfg(test)]
+    fake::before_rmdir(dir);
     let mut pause = Duration::from_millis(1);
     loop {
         match fs::remove_dir(dir) {
@@ -778,6 +818,90 @@ pub fn parse_device_rate(s: &str) -> Result<DeviceRate> {
         minor,
         bytes_per_sec: parse_rate(rate)?,
     })
+}
+
+/// A fake cgroupfs for the tests: a temp dir whose hierarchy roots hold a `fake.files` file
+/// listing the interface files ("name=initial text" per line) that the fake "kernel" gives
+/// each new cgroup below, and a journal of every write, in order, per test thread. Real
+/// cgroupfs paths have no `fake.files` above them, so the hooks leave them alone.
+/// Docker's default devices list as `devices.allow` lines, for the tests.
+#[cfg(test)]
+pub(crate) const DEFAULT_ALLOWED_LINES: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::cell::RefCell;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    thread_local! {
+        static JOURNAL: RefCell<Vec<(PathBuf, String)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn record(path: &Path, value: &str) {
+        JOURNAL.with(|j| j.borrow_mut().push((path.to_path_buf(), value.to_string())));
+    }
+
+    /// The writes since the last call, as (path, value).
+    pub fn take() -> Vec<(PathBuf, String)> {
+        JOURNAL.with(|j| std::mem::take(&mut *j.borrow_mut()))
+    }
+
+    fn spec_above(dir: &Path) -> Option<String> {
+        dir.ancestors()
+            .skip(1)
+            .find_map(|a| fs::read_to_string(a.join("fake.files")).ok())
+    }
+
+    /// Make a fake hierarchy root at `root` whose new cgroups get `files`.
+    pub fn hierarchy(root: &Path, files: &[(&str, &str)]) {
+        fs::create_dir_all(root).unwrap();
+        let spec: Vec<String> = files.iter().map(|(n, t)| format!("{n}={t}")).collect();
+        fs::write(
+            root.join("fake.files"),
+            spec.join(
+                "
+",
+            ),
+        )
+        .unwrap();
+        for (name, text) in files {
+            fs::write(root.join(name), text).unwrap();
+        }
+    }
+
+    pub fn after_mkdir(dir: &Path) {
+        if let Some(spec) = spec_above(dir) {
+            for line in spec.lines() {
+                let (name, text) = line.split_once('=').unwrap();
+                fs::write(dir.join(name), text).unwrap();
+            }
+        }
+    }
+
+    /// rmdir of a cgroup takes its interface files along; a plain directory needs them gone.
+    pub fn before_rmdir(dir: &Path) {
+        if spec_above(dir).is_some() {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1289,6 +1413,72 @@ mod tests {
         }
         assert_eq!(cg.v2_dir(), None);
         cg.destroy().unwrap();
+    }
+
+    #[test]
+    fn root_the_cgroup_is_in_every_hierarchy_and_its_devices_rules_bite() {
+        let Some(h) = root_or_skip() else { return };
+        let limits = Limits {
+            // The loop control node, read-only: a node outside Docker's list.
+            devices: vec![DeviceRule::node(
+                DeviceKind::Char,
+                10,
+                237,
+                DeviceAccess::READ,
+            )],
+            ..Limits::default()
+        };
+        let cg = Cgroup::create(&h, &test_id("devices"), &limits).unwrap();
+        if let Hierarchy::V1 { controllers } = &h {
+            let mounts: std::collections::BTreeSet<&Path> =
+                controllers.values().map(|m| m.mount.as_path()).collect();
+            assert_eq!(cg.dirs().len(), mounts.len(), "{:?}", cg.dirs());
+            for m in mounts {
+                assert!(
+                    cg.dirs().iter().any(|d| d.starts_with(m)),
+                    "{}",
+                    m.display()
+                );
+            }
+            if controllers.contains_key("cpuset") {
+                let d = dir_with(&cg, "cpuset.cpus");
+                let parent = d.parent().unwrap();
+                assert_eq!(file(&d, "cpuset.cpus"), file(parent, "cpuset.cpus"));
+                assert_eq!(file(&d, "cpuset.mems"), file(parent, "cpuset.mems"));
+            }
+            let list = file(&dir_with(&cg, "devices.list"), "devices.list");
+            let mut got: Vec<&str> = list.lines().collect();
+            let mut want: Vec<&str> = DEFAULT_ALLOWED_LINES.to_vec();
+            want.push("c 10:237 r");
+            got.sort();
+            want.sort();
+            assert_eq!(got, want);
+        }
+        // A shell in the cgroup: /dev/null opens; /dev/kmsg (1:11, not allowed) does not;
+        // /dev/loop-control opens for reading only.
+        let mut sh = Guard::spawn(
+            Command::new("sh")
+                .args([
+                    "-c",
+                    "read go; true </dev/null && echo null; true </dev/kmsg || echo kmsg-denied; \
+                     true </dev/loop-control && echo lc-read; true >>/dev/loop-control || echo lc-write-denied",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        cg.add_pid(sh.pid()).unwrap();
+        sh.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert!(sh.wait(10).success());
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut sh.0.stdout.take().unwrap(), &mut out).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut sh.0.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(
+            out, "null\nkmsg-denied\nlc-read\nlc-write-denied\n",
+            "{err}"
+        );
+        assert_eq!(err.matches("Operation not permitted").count(), 2, "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The cgroup v1 manager (one hierarchy per controller or group of co-mounted controllers;
 //! the kernel's cgroup-v1/cgroups.rst) and one function per controller — memory, cpu,
-//! pids, blkio — each taking that controller's directory of the container's cgroup, so the
-//! tests run them against a fake cgroupfs in a temp dir.
+//! pids, blkio, cpuset, devices — each taking that controller's directory of the
+//! container's cgroup, so the tests run them against a fake cgroupfs in a temp dir.
 //!
 //! It must not decide placement beyond the rules in the module header (`mod.rs`), and never
 //! touches v2 files.
@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{
-    cpu_quota_usec, ensure_dir, keyed, kill_all, make_fresh, remove_tree, uid, write, write_lines,
-    DeviceRate, Error, Limits, Result, V1Mount, CPU_PERIOD_USEC, DESTROY_BUDGET, V1_CONTROLLERS,
+    cpu_quota_usec, ensure_dir, keyed, kill_all, make_fresh, read, remove_tree, uid, write,
+    write_lines, DeviceRate, DeviceRule, Error, Limits, Result, V1Mount, CPU_PERIOD_USEC,
+    DESTROY_BUDGET,
 };
 
 /// `memory.limit_in_bytes` at or above this reads as no limit: the kernel shows "unlimited"
@@ -22,15 +23,32 @@ const UNLIMITED: u64 = 1 << 62;
 
 #[derive(Debug, Default)]
 pub(super) struct Manager {
-    /// One per hierarchy, in the order of `V1_CONTROLLERS`; only directories we made.
+    /// One per hierarchy, in the order of `plan`; only directories we made.
     dirs: Vec<Dir>,
 }
 
 #[derive(Debug)]
 struct Dir {
     path: PathBuf,
-    /// The controllers of ours mounted in this hierarchy (`cpu` and `cpuacct` often share).
-    controllers: Vec<&'static str>,
+    /// The controllers mounted in this hierarchy (`cpu` and `cpuacct` often share one).
+    controllers: Vec<String>,
+}
+
+/// Where container `id`'s cgroup goes: `<own>/minibox/<id>` in every hierarchy, each with
+/// the controllers it holds (co-mounted ones share a directory), in controller-name order.
+pub(super) fn plan(
+    hierarchies: &BTreeMap<String, V1Mount>,
+    id: &str,
+) -> Vec<(PathBuf, Vec<String>)> {
+    let mut planned: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for (c, h) in hierarchies {
+        let path = h.mount.join(&h.own).join("minibox").join(id);
+        match planned.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, cs)) => cs.push(c.clone()),
+            None => planned.push((path, vec![c.clone()])),
+        }
+    }
+    planned
 }
 
 impl Manager {
@@ -44,6 +62,7 @@ impl Manager {
             (limits.cpus.is_some(), "cpu"),
             (limits.pids.is_some(), "pids"),
             (limits.has_rates(), "blkio"),
+            (limits.restricts_devices(), "devices"),
         ] {
             if asked && !hierarchies.contains_key(c) {
                 return Err(Error::Unavailable(format!(
@@ -51,22 +70,8 @@ impl Manager {
                 )));
             }
         }
-        let mut planned: Vec<Dir> = Vec::new();
-        for c in V1_CONTROLLERS {
-            let Some(h) = hierarchies.get(c) else {
-                continue;
-            };
-            let path = h.mount.join(&h.own).join("minibox").join(id);
-            match planned.iter_mut().find(|d| d.path == path) {
-                Some(d) => d.controllers.push(c),
-                None => planned.push(Dir {
-                    path,
-                    controllers: vec![c],
-                }),
-            }
-        }
         let mut m = Manager::default();
-        if let Err(e) = m.make(planned, limits) {
+        if let Err(e) = m.make(plan(hierarchies, id), limits) {
             let _ = m.destroy();
             return Err(e);
         }
@@ -87,7 +92,7 @@ impl Manager {
         }
     }
 
-    fn make(&mut self, planned: Vec<Dir>, limits: &Limits) -> Result<()> {
+    fn make(&mut self, planned: Vec<(PathBuf, Vec<String>)>, limits: &Limits) -> Result<()> {
         let unwritable = |e: Error| {
             if e.is_permission() {
                 Error::Unavailable(format!(
@@ -98,14 +103,24 @@ impl Manager {
                 e
             }
         };
-        for d in planned {
-            if let Some(parent) = d.path.parent() {
+        for (path, controllers) in planned {
+            let is_cpuset = controllers.iter().any(|c| c == "cpuset");
+            if let Some(parent) = path.parent() {
                 ensure_dir(parent).map_err(unwritable)?;
+                if is_cpuset {
+                    cpuset(parent).map_err(unwritable)?;
+                }
             }
             // Pushed only once made: a failure must never destroy a cgroup we did not make
             // (an in-use leftover is refused, not killed).
-            make_fresh(&d.path).map_err(unwritable)?;
-            self.dirs.push(d);
+            make_fresh(&path).map_err(unwritable)?;
+            self.dirs.push(Dir {
+                path: path.clone(),
+                controllers,
+            });
+            if is_cpuset {
+                cpuset(&path).map_err(unwritable)?;
+            }
         }
         if let Some(bytes) = limits.memory {
             memory(self.need("memory")?, bytes)?;
@@ -119,13 +134,18 @@ impl Manager {
         if limits.has_rates() {
             blkio(self.need("blkio")?, &limits.read_bps, &limits.write_bps)?;
         }
+        // Without a devices hierarchy (and no rule that needs one: see `create`), the nodev
+        // mounts alone keep device nodes closed.
+        if let (Some(rules), Some(dir)) = (limits.device_rules(), self.dir_of("devices")) {
+            devices(dir, &rules)?;
+        }
         Ok(())
     }
 
     fn dir_of(&self, controller: &str) -> Option<&Path> {
         self.dirs
             .iter()
-            .find(|d| d.controllers.contains(&controller))
+            .find(|d| d.controllers.iter().any(|c| c == controller))
             .map(|d| d.path.as_path())
     }
 
@@ -234,6 +254,29 @@ pub fn blkio(dir: &Path, read: &[DeviceRate], write: &[DeviceRate]) -> Result<()
         write_lines(&dir.join(file), &lines)?;
     }
     Ok(())
+}
+
+/// `cpuset.cpus` and `cpuset.mems` from the parent's when they are empty, as they are in a
+/// new cpuset: until both are set, no task may join it (ENOSPC; cgroup-v1/cpusets.rst 1.7).
+pub fn cpuset(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if read(&dir.join(file))?.trim().is_empty() {
+            write(&dir.join(file), read(&parent.join(file))?.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// `devices.deny` = `a`, which denies every device and drops the exceptions inherited from
+/// the parent, then one `devices.allow` line per rule, each its own write
+/// (cgroup-v1/devices.rst). Written before any task joins, so none ever runs with more.
+pub fn devices(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
+    write(&dir.join("devices.deny"), "a")?;
+    let lines: Vec<String> = rules.iter().map(|r| format!("{r}\n")).collect();
+    write_lines(&dir.join("devices.allow"), &lines)
 }
 
 /// Whether `memory.oom_control` counts an OOM kill ("oom_kill N", Linux 4.13).
@@ -373,5 +416,245 @@ mod tests {
             "cgroups unavailable: the pids controller is not mounted (cgroup v1)"
         );
         assert!(!t.path().join("memory").exists());
+    }
+
+    use crate::cgroup::{
+        fake, Cgroup, DeviceAccess, DeviceKind, Hierarchy, Record, DEFAULT_ALLOWED_LINES,
+    };
+
+    /// A fake machine shaped like this one (v1, every controller in its own hierarchy but
+    /// cpu and cpuacct co-mounted, memory confining us to a child cgroup), in `root`.
+    fn fake_machine(root: &Path) -> BTreeMap<String, V1Mount> {
+        let procs = ("cgroup.procs", "");
+        // (directory, controllers, the interface files of each cgroup)
+        type Fake<'a> = (&'a str, &'a [&'a str], Vec<(&'a str, &'a str)>);
+        let hierarchies: [Fake; 7] = [
+            ("blkio", &["blkio"], vec![procs]),
+            (
+                "cpu,cpuacct",
+                &["cpu", "cpuacct"],
+                vec![
+                    procs,
+                    ("cpu.cfs_period_us", "100000"),
+                    ("cpu.cfs_quota_us", "-1"),
+                    ("cpuacct.usage", "0"),
+                ],
+            ),
+            (
+                "cpuset",
+                &["cpuset"],
+                vec![procs, ("cpuset.cpus", ""), ("cpuset.mems", "")],
+            ),
+            (
+                "devices",
+                &["devices"],
+                vec![procs, ("devices.allow", ""), ("devices.deny", "")],
+            ),
+            ("freezer", &["freezer"], vec![procs]),
+            (
+                "memory",
+                &["memory"],
+                vec![
+                    procs,
+                    ("memory.limit_in_bytes", ""),
+                    ("memory.swappiness", "60"),
+                ],
+            ),
+            ("pids", &["pids"], vec![procs, ("pids.max", "max")]),
+        ];
+        let mut map = BTreeMap::new();
+        for (dir, controllers, files) in hierarchies {
+            let mount = root.join(dir);
+            fake::hierarchy(&mount, &files);
+            let own = if dir == "memory" {
+                for d in ["process_api", "process_api/x"] {
+                    fs::create_dir(mount.join(d)).unwrap();
+                    fake::after_mkdir(&mount.join(d));
+                }
+                PathBuf::from("process_api/x")
+            } else {
+                PathBuf::new()
+            };
+            for c in controllers {
+                map.insert(
+                    c.to_string(),
+                    V1Mount {
+                        mount: mount.clone(),
+                        own: own.clone(),
+                    },
+                );
+            }
+        }
+        // The kernel's root cpuset holds every CPU and memory node.
+        fs::write(root.join("cpuset/cpuset.cpus"), "0-3\n").unwrap();
+        fs::write(root.join("cpuset/cpuset.mems"), "0\n").unwrap();
+        map
+    }
+
+    /// The journal of writes since the last call, as "path relative to root: value".
+    fn writes(root: &Path) -> Vec<String> {
+        fake::take()
+            .into_iter()
+            .map(|(p, v)| format!("{}: {v}", p.strip_prefix(root).unwrap().display()))
+            .collect()
+    }
+
+    fn loop0_read_only() -> DeviceRule {
+        DeviceRule::node(DeviceKind::Block, 7, 0, DeviceAccess::READ)
+    }
+
+    #[test]
+    fn plan_puts_the_cgroup_in_every_hierarchy_once() {
+        let t = tempfile::tempdir().unwrap();
+        let planned = plan(&fake_machine(t.path()), "c1");
+        let shown: Vec<(String, String)> = planned
+            .iter()
+            .map(|(p, cs)| {
+                (
+                    p.strip_prefix(t.path()).unwrap().display().to_string(),
+                    cs.join(","),
+                )
+            })
+            .collect();
+        let want = [
+            ("blkio/minibox/c1", "blkio"),
+            ("cpu,cpuacct/minibox/c1", "cpu,cpuacct"),
+            ("cpuset/minibox/c1", "cpuset"),
+            ("devices/minibox/c1", "devices"),
+            ("freezer/minibox/c1", "freezer"),
+            ("memory/process_api/x/minibox/c1", "memory"),
+            ("pids/minibox/c1", "pids"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn create_writes_cpuset_limits_then_devices_in_order_and_destroy_removes_all() {
+        let t = tempfile::tempdir().unwrap();
+        let h = Hierarchy::V1 {
+            controllers: fake_machine(t.path()),
+        };
+        let limits = Limits {
+            memory: Some(5 << 20),
+            pids: Some(20),
+            devices: vec![loop0_read_only()],
+            ..Limits::default()
+        };
+        fake::take();
+        let mut cg = Cgroup::create(&h, "c1", &limits).unwrap();
+        let mut want = vec![
+            // The shared parent gets its CPUs and memory nodes once, then the container's.
+            "cpuset/minibox/cpuset.cpus: 0-3".to_string(),
+            "cpuset/minibox/cpuset.mems: 0".to_string(),
+            "cpuset/minibox/c1/cpuset.cpus: 0-3".to_string(),
+            "cpuset/minibox/c1/cpuset.mems: 0".to_string(),
+            "memory/process_api/x/minibox/c1/memory.limit_in_bytes: 5242880".to_string(),
+            "memory/process_api/x/minibox/c1/memory.swappiness: 0".to_string(),
+            "pids/minibox/c1/pids.max: 20".to_string(),
+            // Deny everything first, then allow Docker's list and the --device.
+            "devices/minibox/c1/devices.deny: a".to_string(),
+        ];
+        for line in DEFAULT_ALLOWED_LINES.iter().chain(["b 7:0 r"].iter()) {
+            want.push(format!("devices/minibox/c1/devices.allow: {line}"));
+        }
+        assert_eq!(writes(t.path()), want);
+        let dirs = cg.record().dirs;
+        assert_eq!(dirs.len(), 7);
+        for d in &dirs {
+            assert!(d.is_dir(), "{}", d.display());
+        }
+
+        cg.add_pid(2147483646).unwrap();
+        let joined = writes(t.path());
+        assert_eq!(joined.len(), 7, "{joined:?}");
+        assert!(joined
+            .iter()
+            .all(|w| w.ends_with("/c1/cgroup.procs: 2147483646")));
+
+        for d in &dirs {
+            fs::write(d.join("cgroup.procs"), "").unwrap();
+        }
+        cg.destroy().unwrap();
+        for d in &dirs {
+            assert!(!d.exists(), "{} is left", d.display());
+            assert!(d.parent().unwrap().is_dir(), "the shared minibox/ stays");
+        }
+    }
+
+    #[test]
+    fn a_cpuset_already_set_is_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("c");
+        fake(&dir, &["cpuset.cpus", "cpuset.mems"]);
+        fs::write(t.path().join("cpuset.cpus"), "0-7\n").unwrap();
+        fs::write(t.path().join("cpuset.mems"), "0-1\n").unwrap();
+        fs::write(dir.join("cpuset.cpus"), "2\n").unwrap();
+        fake::take();
+        cpuset(&dir).unwrap();
+        assert_eq!(text(&dir, "cpuset.cpus"), "2\n");
+        assert_eq!(text(&dir, "cpuset.mems"), "0-1");
+        assert_eq!(fake::take().len(), 1);
+    }
+
+    #[test]
+    fn privileged_writes_no_device_rules() {
+        let t = tempfile::tempdir().unwrap();
+        let h = Hierarchy::V1 {
+            controllers: fake_machine(t.path()),
+        };
+        let limits = Limits {
+            all_devices: true,
+            devices: vec![loop0_read_only()],
+            ..Limits::default()
+        };
+        fake::take();
+        drop(Cgroup::create(&h, "c1", &limits).unwrap());
+        let w = writes(t.path());
+        assert!(!w.iter().any(|w| w.contains("devices.")), "{w:?}");
+        assert!(!t.path().join("devices/minibox/c1").exists());
+    }
+
+    #[test]
+    fn without_a_devices_hierarchy_only_a_restricted_device_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let mut controllers = fake_machine(t.path());
+        controllers.remove("devices");
+        let h = Hierarchy::V1 { controllers };
+        // Docker's defaults are then left to the nodev mounts...
+        drop(Cgroup::create(&h, "c1", &Limits::default()).unwrap());
+        // ...but `:r` has nothing to enforce it.
+        let limits = Limits {
+            devices: vec![loop0_read_only()],
+            ..Limits::default()
+        };
+        let err = Cgroup::create(&h, "c2", &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cgroups unavailable: the devices controller is not mounted (cgroup v1)"
+        );
+        assert!(!t.path().join("pids/minibox/c2").exists());
+    }
+
+    #[test]
+    fn leftover_and_reopen_reach_every_hierarchy() {
+        let t = tempfile::tempdir().unwrap();
+        let h = Hierarchy::V1 {
+            controllers: fake_machine(t.path()),
+        };
+        let cg = Cgroup::create(&h, "c1", &Limits::default()).unwrap();
+        let record = cg.record();
+        // A monitor killed before it could clean up.
+        std::mem::forget(cg);
+        assert_eq!(Cgroup::leftover(&h, "c1").unwrap().record(), record);
+        let json = serde_json::to_string(&record).unwrap();
+        let back: Record = serde_json::from_str(&json).unwrap();
+        Cgroup::reopen(&back).unwrap().destroy().unwrap();
+        for d in &record.dirs {
+            assert!(!d.exists(), "{} is left", d.display());
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The cgroup v2 manager (one unified hierarchy; the kernel's cgroup-v2.rst) and one function
 //! per controller — memory, cpu, pids, io — each taking the cgroup's directory, so the tests
-//! run them against a fake cgroupfs in a temp dir.
+//! run them against a fake cgroupfs in a temp dir; the devices controller is an eBPF program
+//! (`bpf`), attached once the limits are written.
 //!
 //! It must not decide placement beyond the rules in the module header (`mod.rs`), and never
 //! touches v1 files.
@@ -13,8 +14,8 @@ use std::time::Instant;
 use rustix::fs::{Access, AtFlags, CWD};
 
 use super::{
-    cpu_quota_usec, ensure_dir, keyed, kill_all, make_fresh, read, remove_tree, tokens, uid, write,
-    write_lines, DeviceRate, Error, Limits, Result, CPU_PERIOD_USEC, DESTROY_BUDGET,
+    bpf, cpu_quota_usec, ensure_dir, keyed, kill_all, make_fresh, read, remove_tree, tokens, uid,
+    write, write_lines, DeviceRate, Error, Limits, Result, CPU_PERIOD_USEC, DESTROY_BUDGET,
 };
 
 /// The controllers a container's cgroup uses, under their v2 names.
@@ -127,11 +128,30 @@ fn create_under(base: &Path, id: &str, limits: &Limits, needed: &[&str]) -> Resu
         dir,
         removed: false,
     };
-    if let Err(e) = apply(&m.dir, limits) {
+    if let Err(e) = apply(&m.dir, limits).and_then(|()| restrict_devices(&m.dir, limits)) {
         let _ = m.destroy();
         return Err(e);
     }
     Ok(m)
+}
+
+/// Attach the devices program for `limits` to cgroup `dir` (none with `all_devices`).
+fn restrict_devices(dir: &Path, limits: &Limits) -> Result<()> {
+    let Some(rules) = limits.device_rules() else {
+        return Ok(());
+    };
+    match bpf::restrict(dir, &rules) {
+        // Loading a device program needs CAP_SYS_ADMIN (or CAP_BPF) in the initial user
+        // namespace, which a user with a delegated subtree lacks; rootless runc and crun go
+        // without it too, and the nodev mounts and the user namespace keep nodes closed.
+        Err(e) if e.is_permission() && uid() != 0 && !limits.restricts_devices() => Ok(()),
+        Err(e) if e.is_permission() && uid() != 0 => Err(Error::Unavailable(format!(
+            "device permissions other than rwm need a devices cgroup program, which uid {} \
+             may not load ({e})",
+            uid()
+        ))),
+        r => r,
+    }
 }
 
 /// Let `dir`'s child cgroups use every controller of ours that `dir` offers, by writing them
@@ -291,7 +311,7 @@ pub fn oom_killed_in(memory_events: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup::{Cgroup, Hierarchy};
+    use crate::cgroup::{Cgroup, DeviceAccess, DeviceKind, DeviceRule, Hierarchy};
 
     /// A fake cgroup directory holding the given files (the real kernel makes them on mkdir).
     fn fake(dir: &Path, files: &[(&str, &str)]) {
@@ -338,6 +358,7 @@ mod tests {
                     bytes_per_sec: 2 << 20,
                 },
             ],
+            ..Limits::default()
         };
         apply(t.path(), &limits).unwrap();
         assert_eq!(text(t.path(), "memory.max"), "5242880");
@@ -557,6 +578,14 @@ mod tests {
         fake(&mount.join("minibox"), &files);
     }
 
+    /// No devices program: a directory of a temp dir cannot take one (see the test below).
+    fn all_devices() -> Limits {
+        Limits {
+            all_devices: true,
+            ..Limits::default()
+        }
+    }
+
     #[test]
     fn create_on_a_fake_root_enables_controllers_and_destroy_removes() {
         let t = tempfile::tempdir().unwrap();
@@ -565,7 +594,7 @@ mod tests {
             mount: t.path().to_path_buf(),
             own: PathBuf::new(),
         };
-        let mut cg = Cgroup::create(&h, "c1", &Limits::default()).unwrap();
+        let mut cg = Cgroup::create(&h, "c1", &all_devices()).unwrap();
         let dir = t.path().join("minibox/c1");
         assert_eq!(cg.v2_dir(), Some(dir.as_path()));
         assert!(dir.is_dir());
@@ -592,12 +621,12 @@ mod tests {
         };
         let stale = t.path().join("minibox/c1");
         fs::create_dir_all(stale.join("nested")).unwrap();
-        drop(Cgroup::create(&h, "c1", &Limits::default()).unwrap());
+        drop(Cgroup::create(&h, "c1", &all_devices()).unwrap());
         assert!(!stale.exists());
 
         // A pid no process has: nothing is killed either way, and the fake must stay.
         fake(&stale, &[("cgroup.procs", "2147483646\n")]);
-        let err = Cgroup::create(&h, "c1", &Limits::default()).unwrap_err();
+        let err = Cgroup::create(&h, "c1", &all_devices()).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -606,6 +635,141 @@ mod tests {
             )
         );
         assert_eq!(text(&stale, "cgroup.procs"), "2147483646\n");
+    }
+
+    #[test]
+    fn a_cgroup_the_kernel_cannot_attach_the_devices_program_to_is_one_line_and_removed() {
+        let t = tempfile::tempdir().unwrap();
+        fake_root(t.path());
+        let h = Hierarchy::V2 {
+            mount: t.path().to_path_buf(),
+            own: PathBuf::new(),
+        };
+        let dir = t.path().join("minibox/c1");
+        let made = Cgroup::create(&h, "c1", &Limits::default());
+        if !rustix::process::geteuid().is_root() {
+            // Not allowed to load the program at all: left out, as rootless runc does...
+            drop(made.unwrap());
+            // ...unless a device needs less than rwm, which only the program could enforce.
+            let read_only = Limits {
+                devices: vec![DeviceRule::node(
+                    DeviceKind::Block,
+                    7,
+                    0,
+                    DeviceAccess::READ,
+                )],
+                ..Limits::default()
+            };
+            let err = Cgroup::create(&h, "c1", &read_only).unwrap_err();
+            assert!(matches!(err, Error::Unavailable(_)), "{err}");
+            assert!(!dir.exists());
+            return;
+        }
+        // The kernel loads the program (it is valid) but finds no cgroup behind the fd.
+        let err = made.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "attach the devices cgroup program to {}: not a cgroup v2 directory",
+                dir.display()
+            )
+        );
+        assert_eq!(err.lines().count(), 1);
+        assert!(!dir.exists(), "the half-made cgroup stays behind");
+        assert!(t.path().join("minibox").is_dir());
+    }
+
+    /// A cgroup made for a test on a real cgroup2 mount, removed (its processes killed)
+    /// when the test ends, pass or fail.
+    struct TestCgroup(PathBuf);
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            let deadline = std::time::Instant::now() + DESTROY_BUDGET;
+            let _ = kill_all(&[&self.0], deadline);
+            let _ = remove_tree(&self.0, deadline);
+        }
+    }
+
+    /// The cgroup2 mount of this machine (on a hybrid one, `/sys/fs/cgroup/unified`, which
+    /// holds no controller but takes BPF programs all the same) and our cgroup in it.
+    fn cgroup2() -> Option<(PathBuf, PathBuf)> {
+        let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+        info.lines().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let rel = Path::new(own).strip_prefix(f.get(3)?).ok()?;
+            let point = PathBuf::from(f.get(4)?);
+            right
+                .starts_with("cgroup2 ")
+                .then(|| (point, rel.to_path_buf()))
+        })
+    }
+
+    #[test]
+    fn root_the_devices_program_lets_a_process_open_only_the_allowed_nodes() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let skip = |why: &str| {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI must run this test: {why}");
+            }
+            println!("skipped: {why}");
+        };
+        if !rustix::process::geteuid().is_root() {
+            return skip("not root");
+        }
+        let Some((mount, own)) = cgroup2() else {
+            return skip("no cgroup2 mount");
+        };
+        // Next to our own cgroup, not below it: on pure v2 ours holds processes, and a
+        // child cgroup may not enable controllers under it ("no internal processes"); a
+        // program needs none.
+        let parent = mount.join(&own);
+        let parent = if own.as_os_str().is_empty() {
+            parent
+        } else {
+            parent.parent().unwrap().to_path_buf()
+        };
+        let dir = parent.join(format!("minibox-test-{}-devices", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        let cg = TestCgroup(dir);
+        // /dev/null only: /dev/zero is denied.
+        let null = DeviceRule::node(DeviceKind::Char, 1, 3, DeviceAccess::RWM);
+        match bpf::restrict(&cg.0, &[null]) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(libc::EINVAL) || e.errno() == Some(libc::ENOSYS) => {
+                return skip(&format!("the kernel takes no device programs here: {e}"))
+            }
+            Err(e) => panic!("{e}"),
+        }
+        let mut sh = Command::new("sh")
+            .args([
+                "-c",
+                "read go; head -c 1 /dev/null; echo null=$?; \
+                 head -c 1 /dev/zero 2>&1 >/dev/null | grep -o 'Operation not permitted'; \
+                 echo zero=$?",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Killed by the TestCgroup guard if anything below fails.
+        write(&cg.0.join("cgroup.procs"), &sh.id().to_string()).unwrap();
+        sh.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = sh.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "null=0\nOperation not permitted\nzero=0\n"
+        );
+        // The same shell outside the cgroup opens /dev/zero: the program made the difference.
+        let out = Command::new("sh")
+            .args(["-c", "head -c 1 /dev/zero | wc -c"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
     }
 
     #[test]
