@@ -3,7 +3,7 @@
 //! anything failed) and a Docker-compatible exit code. The work itself lives in
 //! `monitor`, `lifecycle` and `exec`.
 
-use crate::cgroup::{self, DeviceRate, Limits};
+use crate::cgroup::{self, DeviceAccess, DeviceKind, DeviceRate, Limits};
 use crate::child::DEFAULT_CAPS;
 use crate::config::{self, Overrides};
 use crate::container::{self, Outcome};
@@ -14,7 +14,7 @@ use crate::{lifecycle, monitor, net, state};
 use clap::Parser;
 use layers::{Reference, Store};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// `mrun [OPTIONS] IMAGE [COMMAND [ARG...]]`: the run form without a subcommand word.
@@ -184,7 +184,8 @@ pub struct RunArgs {
     /// Mount a tmpfs: CONTAINER[:OPTIONS]
     #[arg(long, value_name = "CTR[:OPTS]")]
     tmpfs: Vec<String>,
-    /// Add a host device: HOST[:CONTAINER][:rwm]
+    /// Add a host device (a directory adds every device below it), allowed for any of r
+    /// (read), w (write), m (mknod): HOST[:CONTAINER][:rwm]
     #[arg(long, value_name = "HOST[:CTR][:rwm]")]
     device: Vec<String>,
     /// Mount the container's root filesystem read-only
@@ -560,36 +561,99 @@ fn volume(v: &str) -> Result<Mount> {
     })
 }
 
-fn device(d: &str) -> Result<Device> {
+/// `--device HOST[:CTR][:PERMS]`, as Docker reads it: PERMS any of r, w, m (default rwm). A
+/// device node gives one `Device`; a directory gives every device node below it (symlinks
+/// not followed), each at CTR plus its path relative to HOST (moby's `DevicesFromPath`), as
+/// `/dev/snd` must; anything else is refused.
+fn device(d: &str) -> Result<Vec<Device>> {
+    let invalid = || Error::invalid(format!("invalid device specification: {d:?}"));
     let parts: Vec<&str> = d.split(':').collect();
-    let is_perms = |s: &str| !s.is_empty() && s.chars().all(|c| "rwm".contains(c));
     let (host, dest, perms) = match parts.as_slice() {
         [h] => (*h, *h, "rwm"),
-        [h, p] if is_perms(p) => (*h, *h, *p),
+        [h, p] if DeviceAccess::parse(p).is_some() => (*h, *h, *p),
         [h, c] => (*h, *c, "rwm"),
-        [h, c, p] if is_perms(p) => (*h, *c, *p),
-        _ => {
-            return Err(Error::invalid(format!(
-                "invalid device specification: {d:?}"
-            )))
-        }
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(invalid()),
     };
-    // Docker enforces r/w/m with the device cgroup, which minibox does not set up; and a
-    // read-only bind mount does not stop writes to a device node (the kernel refuses writes
-    // on a read-only mount to regular files, directories and symlinks only). Refuse rather
-    // than grant more than asked.
-    if !"rwm".chars().all(|c| perms.contains(c)) {
-        return Err(Error::invalid(format!("device permissions {perms:?} in {d:?} cannot be enforced here (no device cgroup): only rwm is supported")));
+    let access = DeviceAccess::parse(perms).ok_or_else(invalid)?;
+    let gathering = |why: &str| {
+        Error::invalid(format!(
+            "error gathering device information while adding custom device {host:?}: {why}"
+        ))
+    };
+    // A symlink (/dev/disk/by-id/...) names the node it points to, as with Docker.
+    let meta = std::fs::metadata(host).map_err(|e| gathering(&layers::error::io_message(&e)))?;
+    let path = Path::new(host);
+    if meta.is_dir() {
+        let mut found = Vec::new();
+        device_nodes_below(path, Path::new(""), &mut found);
+        if found.is_empty() {
+            return Err(gathering("not a device node"));
+        }
+        return Ok(found
+            .into_iter()
+            .map(|(rel, kind, major, minor)| Device {
+                host: path.join(&rel),
+                dest: format!("{}/{}", dest.trim_end_matches('/'), rel.display()),
+                kind,
+                major,
+                minor,
+                access,
+            })
+            .collect());
     }
-    let host = PathBuf::from(host);
-    if !host.exists() {
-        return Err(Error::invalid(format!("error gathering device information while adding custom device {:?}: no such file or directory", host.display().to_string())));
-    }
-    Ok(Device {
-        host,
+    let Some((kind, major, minor)) = node_numbers(&meta) else {
+        return Err(gathering("not a device node"));
+    };
+    Ok(vec![Device {
+        host: path.to_path_buf(),
         dest: dest.to_string(),
-        readonly: !perms.contains('w'),
-    })
+        kind,
+        major,
+        minor,
+        access,
+    }])
+}
+
+/// A block or character device's numbers; None for anything else, and for major 0 (no real
+/// device has it; overlay whiteouts are 0:0), as containerd's `DeviceFromPath` does.
+fn node_numbers(meta: &std::fs::Metadata) -> Option<(DeviceKind, u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let t = meta.file_type();
+    let kind = if t.is_block_device() {
+        DeviceKind::Block
+    } else if t.is_char_device() {
+        DeviceKind::Char
+    } else {
+        return None;
+    };
+    let (major, minor) = (
+        rustix::fs::major(meta.rdev()),
+        rustix::fs::minor(meta.rdev()),
+    );
+    (major != 0).then_some((kind, major, minor))
+}
+
+/// The device nodes below `root/rel`, as (path relative to `root`, kind, major, minor), in
+/// name order. Symlinks are not followed (lstat, and no descent through them), and what
+/// cannot be read is skipped, as Docker's walk does.
+fn device_nodes_below(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, DeviceKind, u32, u32)>) {
+    let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+        return;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let rel = rel.join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(root.join(&rel)) else {
+            continue;
+        };
+        if meta.is_dir() {
+            device_nodes_below(root, &rel, out);
+        } else if let Some((kind, major, minor)) = node_numbers(&meta) {
+            out.push((rel, kind, major, minor));
+        }
+    }
 }
 
 fn rate(s: &str) -> Result<DeviceRate> {
@@ -795,7 +859,7 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
                 .map_err(|_| Error::invalid(format!("invalid --dns {d:?}: not an IP address")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let limits = Limits {
+    let mut limits = Limits {
         memory: cli.memory.as_deref().map(cgroup::parse_bytes).transpose()?,
         cpus: cli.cpus,
         pids: cli.pids_limit,
@@ -809,8 +873,6 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
             .iter()
             .map(|s| rate(s))
             .collect::<Result<_>>()?,
-        // The devices cgroup: Docker's default list, all devices with --privileged.
-        all_devices: cli.privileged,
         ..Limits::default()
     };
     let mut mounts: Vec<Mount> = cli
@@ -832,12 +894,17 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
             },
         });
     }
-    let devices = cli
+    let devices: Vec<Device> = cli
         .device
         .iter()
         .map(|d| device(d))
-        .collect::<Result<_>>()?;
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let sec = security(&cli)?;
+    limits.devices = devices.iter().map(Device::rule).collect();
+    limits.all_devices = sec.privileged;
     let seccomp = crate::seccomp::program_for(&sec.seccomp, sec.caps)?;
     if let Some(n) = &cli.name {
         if !state::valid_name(n) {
@@ -961,4 +1028,91 @@ fn report(o: &Outcome) -> i32 {
         }
     }
     o.exit.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(spec: &str) -> Device {
+        let mut v = device(spec).unwrap();
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn a_device_node_is_read_with_docker_s_forms() {
+        let null = one("/dev/null");
+        assert_eq!(
+            (null.dest.as_str(), null.kind, null.major, null.minor),
+            ("/dev/null", DeviceKind::Char, 1, 3)
+        );
+        assert_eq!(null.access, DeviceAccess::RWM);
+        assert_eq!(one("/dev/null:r").access, DeviceAccess::READ);
+        let x = one("/dev/null:/dev/x:rw");
+        assert_eq!(
+            (x.dest.as_str(), x.access.to_string()),
+            ("/dev/x", "rw".into())
+        );
+        assert_eq!(one("/dev/null:/dev/x").access, DeviceAccess::RWM);
+        for bad in [
+            "/dev/null:/dev/x:q",
+            "/dev/null:/dev/x:r:r",
+            "/dev/null:/x:rr",
+        ] {
+            assert_eq!(
+                device(bad).unwrap_err().to_string(),
+                format!("invalid device specification: {bad:?}")
+            );
+        }
+    }
+
+    #[test]
+    fn a_regular_file_missing_path_or_empty_directory_is_not_a_device() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        // A symlink inside a directory is not followed, as Docker's walk does not.
+        std::os::unix::fs::symlink("/dev/null", t.path().join("link")).unwrap();
+        for (p, why) in [
+            (file.clone(), "not a device node"),
+            (t.path().to_path_buf(), "not a device node"),
+            (t.path().join("missing"), "no such file or directory"),
+        ] {
+            assert_eq!(
+                device(p.to_str().unwrap()).unwrap_err().to_string(),
+                format!(
+                    "error gathering device information while adding custom device {:?}: {why}",
+                    p.display().to_string()
+                )
+            );
+        }
+        // A symlink named on the command line is followed to its node.
+        let link = one(t.path().join("link").to_str().unwrap());
+        assert_eq!((link.major, link.minor), (1, 3));
+    }
+
+    #[test]
+    fn a_directory_gives_every_node_below_it_under_the_container_path() {
+        let all = device("/dev:/hostdev/:r").unwrap();
+        let null = all
+            .iter()
+            .find(|d| d.host == Path::new("/dev/null"))
+            .expect("/dev/null among /dev's nodes");
+        assert_eq!(null.dest, "/hostdev/null");
+        assert_eq!(
+            (null.major, null.minor, null.access),
+            (1, 3, DeviceAccess::READ)
+        );
+        assert!(all.iter().all(|d| d.dest.starts_with("/hostdev/")));
+        assert!(all.iter().all(|d| d.major != 0));
+        // Nested directories keep their relative paths.
+        if let Some(tun) = all.iter().find(|d| d.host == Path::new("/dev/net/tun")) {
+            assert_eq!(tun.dest, "/hostdev/net/tun");
+            assert_eq!(
+                (tun.kind, tun.major, tun.minor),
+                (DeviceKind::Char, 10, 200)
+            );
+        }
+    }
 }

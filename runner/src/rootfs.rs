@@ -450,8 +450,8 @@ impl Rootfs {
                         &m.dest,
                         is_file,
                     )?;
-                    // nodev as for the root: with CAP_MKNOD and no devices cgroup, a node
-                    // made in a volume would open a host disk.
+                    // nodev as for the root: behind the devices cgroup, a node made with
+                    // CAP_MKNOD in a volume still cannot open a host disk.
                     if let Step::Mount { remount, .. } = &mut s {
                         *remount = if *readonly { MS_RDONLY } else { 0 }
                             | if spec.nodev { MS_NODEV } else { 0 };
@@ -472,8 +472,10 @@ impl Rootfs {
                 }
             }
         }
+        // The devices cgroup decides what each node may be used for (a read-only mount would
+        // not stop writes to a device node anyway); the bind keeps the host mount's flags.
         for d in &spec.devices {
-            let mut s = mount(
+            steps.push(mount(
                 &format!("bind {} on {}", d.host.display(), d.dest),
                 Some(path_bytes(&d.host)),
                 None,
@@ -481,11 +483,7 @@ impl Rootfs {
                 None,
                 &d.dest,
                 true,
-            )?;
-            if let Step::Mount { remount, .. } = &mut s {
-                *remount = if d.readonly { MS_RDONLY } else { 0 };
-            }
-            steps.push(s);
+            )?);
         }
         if spec.masked_paths {
             // Last, over anything mounted before: no volume can bring them back.

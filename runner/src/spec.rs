@@ -2,7 +2,7 @@
 //! limits and namespaces. Built from an image and the command line (see `config`), or by the
 //! builder for a RUN step. Plain data; nothing here touches the system.
 
-use crate::cgroup::Limits;
+use crate::cgroup::{DeviceAccess, DeviceKind, DeviceRule, Limits};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
@@ -32,10 +32,10 @@ pub struct Spec {
     pub no_new_privs: bool,
     /// Docker's masked and read-only /proc and /sys paths (off with `--privileged`).
     pub masked_paths: bool,
-    /// Device nodes in the image, or made inside with CAP_MKNOD, cannot be opened: the root
-    /// and /dev are mounted nodev. Docker gets this from the devices cgroup, which minibox
-    /// does not set up; only the standard nodes and `--device`s (bind mounts of the host's)
-    /// work. Off with `--privileged`.
+    /// Device nodes in the image, or made inside with CAP_MKNOD, cannot be opened: the root,
+    /// /dev and volumes are mounted nodev, in depth behind the devices cgroup (see
+    /// `Limits::devices`); only the standard nodes and `--device`s (bind mounts of the
+    /// host's) work. Off with `--privileged`.
     pub nodev: bool,
 }
 
@@ -76,12 +76,24 @@ pub struct Mount {
     pub kind: MountKind,
 }
 
-/// `--device HOST[:CTR][:rwm]`: the host node is bind-mounted at `dest`.
+/// One device node of `--device HOST[:CTR][:PERMS]` (a directory gives one per node below
+/// it): the host node is bind-mounted at `dest`, and the devices cgroup lets the container
+/// use it for `access` (see `Device::rule`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
     pub host: PathBuf,
     pub dest: String,
-    pub readonly: bool,
+    pub kind: DeviceKind,
+    pub major: u32,
+    pub minor: u32,
+    pub access: DeviceAccess,
+}
+
+impl Device {
+    /// Its devices cgroup rule.
+    pub fn rule(&self) -> DeviceRule {
+        DeviceRule::node(self.kind, self.major, self.minor, self.access)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! the same attack working where nothing stops it, so a pass means the defence held.
 
 mod cgroup_view;
+mod devices;
 
 use crate::common::*;
 use crate::run::{code, image_tree, is_root_and_busybox, lines, mountinfo, run_cmd, Running};
