@@ -1,5 +1,11 @@
-//! x86_64 system call numbers by name, generated from Linux's asm/unistd_64.h (Debian 12's
-//! linux-libc-dev, kernel 6.1) with the newer calls added by hand; sorted by name for lookup.
+//! x86_64 system call numbers by name, sorted by name (byte order) for binary search.
+//! Generated from Linux's asm/unistd_64.h (Debian 12's linux-libc-dev, kernel 6.1: numbers up
+//! to 450), with the calls of newer kernels added by hand from the kernel's
+//! arch/x86/entry/syscalls/syscall_64.tbl: uretprobe (335, 6.11) and 451-470, cachestat
+//! (6.5) to listns (6.19). Docker's default profile names calls up to removexattrat (466);
+//! a name missing here would turn that call's ENOSYS on an older kernel into the filter's
+//! EPERM (glibc falls back from fchmodat2 only on ENOSYS), so keep it current: the tests in
+//! `seccomp/mod.rs` fail when the embedded profile names an x86_64 call this table lacks.
 //! Regenerate: see the comment in `seccomp/mod.rs`.
 
 pub const SYSCALLS: &[(&str, i64)] = &[
@@ -69,6 +75,8 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("fcntl", 72),
     ("fdatasync", 75),
     ("fgetxattr", 193),
+    ("file_getattr", 468),
+    ("file_setattr", 469),
     ("finit_module", 313),
     ("flistxattr", 196),
     ("flock", 73),
@@ -121,6 +129,7 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("gettimeofday", 96),
     ("getuid", 102),
     ("getxattr", 191),
+    ("getxattrat", 464),
     ("init_module", 175),
     ("inotify_add_watch", 254),
     ("inotify_init", 253),
@@ -154,7 +163,9 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("linkat", 265),
     ("listen", 50),
     ("listmount", 458),
+    ("listns", 470),
     ("listxattr", 194),
+    ("listxattrat", 465),
     ("llistxattr", 195),
     ("lookup_dcookie", 212),
     ("lremovexattr", 198),
@@ -209,6 +220,7 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("open", 2),
     ("open_by_handle_at", 304),
     ("open_tree", 428),
+    ("open_tree_attr", 467),
     ("openat", 257),
     ("openat2", 437),
     ("pause", 34),
@@ -254,6 +266,7 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("recvmsg", 47),
     ("remap_file_pages", 216),
     ("removexattr", 197),
+    ("removexattrat", 466),
     ("rename", 82),
     ("renameat", 264),
     ("renameat2", 316),
@@ -317,6 +330,7 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("settimeofday", 164),
     ("setuid", 105),
     ("setxattr", 188),
+    ("setxattrat", 463),
     ("shmat", 30),
     ("shmctl", 31),
     ("shmdt", 67),
@@ -363,6 +377,7 @@ pub const SYSCALLS: &[(&str, i64)] = &[
     ("unlink", 87),
     ("unlinkat", 263),
     ("unshare", 272),
+    ("uretprobe", 335),
     ("uselib", 134),
     ("userfaultfd", 323),
     ("ustat", 136),
