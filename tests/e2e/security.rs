@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod seccomp;
+
 /// busybox applets the attacks use beyond those of the test image.
 const MORE_APPLETS: [&str; 7] = ["ln", "rm", "mv", "chmod", "printf", "mkfifo", "mknod"];
 
