@@ -114,35 +114,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 fn write_etc_files(l: &Launch, ip: Option<std::net::Ipv4Addr>) -> Result<()> {
     use crate::error::IoContext;
-    let dir = &l.spec.dir;
-    let host = l.spec.network == Network::Host;
-    let hosts = if host {
-        fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        net::hosts(&l.spec.hostname, ip, &l.add_hosts)
+    let etc = net::Etc {
+        network: l.spec.network,
+        hostname: &l.spec.hostname,
+        ip,
+        add_hosts: &l.add_hosts,
+        dns: &l.dns,
     };
-    // slirp4netns answers DNS itself, on 10.0.2.3.
-    let slirp_dns = [IpAddr::V4(net::SLIRP_DNS)];
-    let dns: &[IpAddr] = if l.dns.is_empty() && l.spec.network == Network::Slirp {
-        &slirp_dns
-    } else {
-        &l.dns
-    };
-    let resolv = if host && dns.is_empty() {
-        fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
-    } else {
-        net::resolv_conf(
-            &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            dns,
-            l.spec.network.own_namespace(),
-        )
-    };
-    for (name, text) in [
-        ("hosts", hosts),
-        ("hostname", format!("{}\n", l.spec.hostname)),
-        ("resolv.conf", resolv),
-    ] {
-        let p = dir.join(name);
+    for (name, text) in etc.files(|p| fs::read_to_string(p).unwrap_or_default()) {
+        let p = l.spec.dir.join(name);
         fs::write(&p, text).ctx("write", &p)?;
     }
     Ok(())

@@ -1,8 +1,53 @@
-//! The text of a container's /etc/hosts and /etc/resolv.conf, Docker's way, and the
-//! `--add-host` syntax. Pure functions of their inputs: no file is read or written here.
+//! The text of a container's /etc/hosts, /etc/hostname and /etc/resolv.conf, Docker's way,
+//! and the `--add-host` syntax. Pure functions of their inputs: no file is read or written
+//! here (the host's files come through the caller).
 
 use crate::error::{Error, Result};
+use crate::spec::Network;
 use std::net::{IpAddr, Ipv4Addr};
+
+/// What goes into a container's /etc/hosts, /etc/hostname and /etc/resolv.conf, which are
+/// bind-mounted from its directory (by mrun's monitor, and for a build's RUN steps).
+pub struct Etc<'a> {
+    pub network: Network,
+    pub hostname: &'a str,
+    /// The container's own address, once known.
+    pub ip: Option<Ipv4Addr>,
+    /// `--add-host`
+    pub add_hosts: &'a [(String, IpAddr)],
+    /// `--dns`
+    pub dns: &'a [IpAddr],
+}
+
+impl Etc<'_> {
+    /// The files as (name, text). `read` gives the host's file of that path (its text, or
+    /// empty); it is asked only for what is needed. With the host's network the host's
+    /// files are taken as they are; slirp4netns answers DNS itself.
+    pub fn files(&self, read: impl Fn(&str) -> String) -> [(&'static str, String); 3] {
+        let host = self.network == Network::Host;
+        let hosts = if host {
+            read("/etc/hosts")
+        } else {
+            hosts(self.hostname, self.ip, self.add_hosts)
+        };
+        let slirp_dns = [IpAddr::V4(super::SLIRP_DNS)];
+        let dns: &[IpAddr] = if self.dns.is_empty() && self.network == Network::Slirp {
+            &slirp_dns
+        } else {
+            self.dns
+        };
+        let resolv = if host && dns.is_empty() {
+            read("/etc/resolv.conf")
+        } else {
+            resolv_conf(&read("/etc/resolv.conf"), dns, self.network.own_namespace())
+        };
+        [
+            ("hosts", hosts),
+            ("hostname", format!("{}\n", self.hostname)),
+            ("resolv.conf", resolv),
+        ]
+    }
+}
 
 /// Docker's fallback when none of the host's nameservers is reachable from the container.
 pub const FALLBACK_DNS: [IpAddr; 2] = [
@@ -127,6 +172,43 @@ mod tests {
             hosts("box", None, &[]),
             format!("{DOCKER_HEAD}127.0.1.1\tbox\n")
         );
+    }
+
+    #[test]
+    fn etc_files_follow_the_network() {
+        let host_file = |p: &str| format!("host's {p}\n");
+        let extra = vec![("db".to_string(), "10.1.2.3".parse().unwrap())];
+        let etc = |network, ip, dns: &'static [IpAddr]| {
+            Etc {
+                network,
+                hostname: "box",
+                ip,
+                add_hosts: &extra,
+                dns,
+            }
+            .files(host_file)
+        };
+        let ip = Some(Ipv4Addr::new(10, 77, 0, 2));
+        let [(h, hosts), (n, name), (r, resolv)] = etc(Network::Bridge, ip, &[]);
+        assert_eq!((h, n, r), ("hosts", "hostname", "resolv.conf"));
+        assert_eq!(
+            hosts,
+            format!("{DOCKER_HEAD}10.1.2.3\tdb\n10.77.0.2\tbox\n")
+        );
+        assert_eq!(name, "box\n");
+        // "host's /etc/resolv.conf" has no nameserver line: the fallback.
+        assert_eq!(resolv, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        let [(_, hosts), _, (_, resolv)] = etc(Network::Host, None, &[]);
+        assert_eq!(hosts, "host's /etc/hosts\n");
+        assert_eq!(resolv, "host's /etc/resolv.conf\n");
+        let [(_, hosts), _, (_, resolv)] = etc(Network::None, None, &[]);
+        assert!(hosts.ends_with("127.0.1.1\tbox\n"), "{hosts}");
+        assert_eq!(resolv, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        let [_, _, (_, resolv)] = etc(Network::Slirp, None, &[]);
+        assert_eq!(resolv, "nameserver 10.0.2.3\n");
+        const NINES: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9))];
+        let [_, _, (_, resolv)] = etc(Network::Host, None, &NINES);
+        assert_eq!(resolv, "nameserver 9.9.9.9\n");
     }
 
     #[test]

@@ -47,7 +47,7 @@ mod netlink;
 mod publish;
 mod slirp;
 
-pub use files::{hosts, parse_add_host, resolv_conf, FALLBACK_DNS};
+pub use files::{hosts, parse_add_host, resolv_conf, Etc, FALLBACK_DNS};
 pub use publish::{parse_publish, publish, Proto, Proxies, Publish, UDP_IDLE};
 pub use slirp::{
     slirp_available, slirp_problem, start_slirp, Slirp, SLIRP_DNS, SLIRP_GATEWAY, SLIRP_GUEST,
