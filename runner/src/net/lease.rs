@@ -1,5 +1,5 @@
-//! Address leases: one file per address in use, `<network dir>/leases/<ip>`, holding the
-//! container id. A lease appears whole or not at all (written to a temporary name, then
+//! Address leases: one file per address in use, `<network dir>/leases/<ip>` (0600, in a
+//! 0700 directory), holding the container id. A lease appears whole or not at all (written to a temporary name, then
 //! link(2)ed, which fails when the address is taken), and changes only under the network
 //! lock. It must not touch links or firewalls.
 
@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::ErrorKind;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const TMP_PREFIX: &str = ".tmp-";
@@ -47,7 +48,11 @@ pub fn all(network: &Path) -> Result<Vec<(Ipv4Addr, String)>> {
 /// does not.
 pub fn acquire(network: &Path, subnet: Subnet, id: &str) -> Result<Ipv4Addr> {
     let d = dir(network);
-    fs::create_dir_all(&d).ctx("create", &d)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&d)
+        .ctx("create", &d)?;
     // Under the lock, a temporary file is the leftover of a writer that died.
     for e in fs::read_dir(&d).ctx("read", &d)?.flatten() {
         if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
@@ -67,7 +72,14 @@ pub fn acquire(network: &Path, subnet: Subnet, id: &str) -> Result<Ipv4Addr> {
     }
     let taken: HashSet<Ipv4Addr> = leases.into_iter().map(|(ip, _)| ip).collect();
     let tmp = d.join(format!("{TMP_PREFIX}{}", std::process::id()));
-    fs::write(&tmp, format!("{id}\n")).ctx("write", &tmp)?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{id}\n").as_bytes()))
+        .ctx("write", &tmp)?;
     let result = (|| {
         for ip in subnet.hosts().filter(|ip| !taken.contains(ip)) {
             let p = d.join(ip.to_string());
@@ -122,6 +134,10 @@ mod tests {
         let b = acquire(t.path(), net, "b").unwrap();
         assert_eq!(a, Ipv4Addr::new(10, 9, 0, 2), "after the gateway .1");
         assert_eq!(b, Ipv4Addr::new(10, 9, 0, 3));
+        use std::os::unix::fs::MetadataExt;
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(dir(t.path())), 0o700);
+        assert_eq!(mode(dir(t.path()).join(a.to_string())), 0o600);
         assert_eq!(
             acquire(t.path(), net, "a").unwrap(),
             a,

@@ -35,19 +35,30 @@
 //! and the table appear with the first lease and go with the last.
 //!
 //! The bridge, the table and the addresses are host-wide, so their state is too: leases and
-//! the lock live in [`STATE_DIR`] (on /run: cleared by a reboot, exactly when the bridge
-//! goes), shared by every store. Per-store leases would hand the same address to containers
-//! of two stores (the tests' temporary stores, say) and let one tear the bridge down under
-//! the other. Only the subnet is read from the store.
+//! the locks live in [`STATE_DIR`] (on /run: cleared by a reboot, exactly when the bridge
+//! goes; root's only, see `lock`), shared by every store. Per-store leases would hand the
+//! same address to containers of two stores (the tests' temporary stores, say) and let one
+//! tear the bridge down under the other. Only the subnet is read from the store.
+//!
+//! Two locks, so that no start waits on a slow process: `lock` covers the leases and the
+//! bridge's netlink checks (microseconds); `firewall.lock` covers running nft/iptables, and
+//! the file `firewall` names the bridge (by link index) whose forwarding and NAT are in
+//! place. A start that finds that name right takes only the first lock; the first start on
+//! a new bridge sets the firewall up under the second, and the last container out tears it
+//! down there, unless somebody joined meanwhile. Each lock is waited for at most
+//! `NetConfig::lock_timeout` (30 s; `$MINIBOX_NETWORK_LOCK_TIMEOUT`), then the error names
+//! the process that holds it.
 
 mod files;
 mod lease;
+mod lock;
 mod nat;
 mod netlink;
 mod publish;
 mod slirp;
 
 pub use files::{hosts, parse_add_host, resolv_conf, Etc, FALLBACK_DNS};
+pub use lock::{LOCK_TIMEOUT, TIMEOUT_ENV};
 pub use publish::{parse_publish, publish, Proto, Proxies, Publish, UDP_IDLE};
 pub use slirp::{
     slirp_available, slirp_problem, start_slirp, Slirp, SLIRP_DNS, SLIRP_GATEWAY, SLIRP_GUEST,
@@ -69,8 +80,15 @@ pub const DEFAULT_SUBNET: Subnet = Subnet {
     addr: Ipv4Addr::new(10, 77, 0, 0),
     prefix: 16,
 };
-/// Host-wide network state: `leases/<ip>`, `lock`, `iptables-rules`.
+/// Host-wide network state, root's only (0700): `leases/<ip>`, `lock`, `firewall.lock`,
+/// `firewall`, `iptables-rules`.
 pub const STATE_DIR: &str = "/run/minibox/network";
+/// The lock over leases and the bridge.
+const NET_LOCK: &str = "lock";
+/// The lock over running the firewall tools.
+const FIREWALL_LOCK: &str = "firewall.lock";
+/// The index of the bridge whose forwarding and NAT are in place.
+const FIREWALL_FOR: &str = "firewall";
 /// The container's end of its veth.
 pub const CONTAINER_IF: &str = "eth0";
 
@@ -152,16 +170,22 @@ pub struct NetConfig {
     pub subnet: Subnet,
     /// The name of our nftables table (`ip` family), also the comment on iptables rules.
     pub table: String,
-    /// Leases, the lock and the record of iptables rules (see [`STATE_DIR`]).
+    /// Leases, the locks and the record of iptables rules (see [`STATE_DIR`]).
     pub dir: PathBuf,
+    /// How long to wait for a lock of `dir` before failing: [`LOCK_TIMEOUT`], or
+    /// `$MINIBOX_NETWORK_LOCK_TIMEOUT` with `for_store`.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl NetConfig {
     /// The configuration for containers of the store at `root`: the default names and
     /// [`STATE_DIR`], and the subnet from `$MINIBOX_SUBNET`, else from the file
-    /// `ROOT/network/subnet` (one line, `10.77.0.0/16`), else 10.77.0.0/16.
+    /// `ROOT/network/subnet` (one line, `10.77.0.0/16`), else 10.77.0.0/16. The lock
+    /// timeout from `$MINIBOX_NETWORK_LOCK_TIMEOUT` (seconds), else [`LOCK_TIMEOUT`].
     pub fn for_store(root: &Path) -> Result<NetConfig> {
-        Self::from_sources(std::env::var("MINIBOX_SUBNET").ok(), root)
+        let mut cfg = Self::from_sources(std::env::var("MINIBOX_SUBNET").ok(), root)?;
+        cfg.lock_timeout = lock::timeout_from(std::env::var(TIMEOUT_ENV).ok().as_deref())?;
+        Ok(cfg)
     }
 
     fn from_sources(env: Option<String>, root: &Path) -> Result<NetConfig> {
@@ -192,6 +216,7 @@ impl NetConfig {
             subnet,
             table: table.into(),
             dir: dir.into(),
+            lock_timeout: LOCK_TIMEOUT,
         };
         cfg.check()?;
         Ok(cfg)
@@ -258,9 +283,8 @@ fn netlink() -> Result<Netlink> {
     Netlink::open().map_err(|e| Error::Sys("open a netlink socket", e))
 }
 
-fn lock(cfg: &NetConfig) -> Result<layers::lock::Locked> {
-    std::fs::create_dir_all(&cfg.dir).ctx("create", &cfg.dir)?;
-    Ok(layers::lock::lock_exclusive(&cfg.dir.join("lock"))?)
+fn lock(cfg: &NetConfig, name: &str) -> Result<lock::Held> {
+    lock::lock(&cfg.dir, name, cfg.lock_timeout)
 }
 
 /// Connect the container whose init is `pid` to the bridge: lease an address, make sure the
@@ -281,7 +305,7 @@ pub fn attach(cfg: &NetConfig, id: &str, pid: i32) -> Result<Attachment> {
             cfg.bridge
         )));
     }
-    let ip = reserve(cfg, id, || ensure_host(cfg), || teardown(cfg))?;
+    let ip = reserve(cfg, id, &RealHost(cfg))?;
     let att = Attachment {
         ip,
         prefix: cfg.subnet.prefix,
@@ -297,57 +321,148 @@ pub fn attach(cfg: &NetConfig, id: &str, pid: i32) -> Result<Attachment> {
     }
 }
 
-/// Lease an address to `id` and run `setup` under the lock; when `setup` fails the lease is
-/// released again (and `teardown` runs if it was the only one).
-fn reserve(
-    cfg: &NetConfig,
-    id: &str,
-    setup: impl FnOnce() -> Result<()>,
-    teardown: impl FnOnce() -> Result<()>,
-) -> Result<Ipv4Addr> {
-    let _lock = lock(cfg)?;
-    let ip = lease::acquire(&cfg.dir, cfg.subnet, id)?;
-    if let Err(e) = setup() {
-        let _ = lease::release(&cfg.dir, id);
-        if lease::all(&cfg.dir).is_ok_and(|l| l.is_empty()) {
-            let _ = teardown();
-        }
-        return Err(e);
-    }
-    Ok(ip)
+/// What joining and leaving do to the host, split by cost. The bridge is a few netlink
+/// requests, done under the network lock; the firewall is nft or iptables processes (5-20
+/// ms each), done under a lock of its own that ordinary joins never take. A trait so that
+/// the lease and lock logic is tested with a fake.
+trait Host {
+    /// The bridge with the gateway address, up; returns its link index.
+    fn bridge_up(&self) -> Result<u32>;
+    /// Remove the bridge (the last lease is gone).
+    fn bridge_down(&self) -> Result<()>;
+    /// Forwarding and NAT for the bridge.
+    fn firewall_up(&self) -> Result<()>;
+    /// Remove our firewall state.
+    fn firewall_down(&self) -> Result<()>;
 }
 
-/// Release `id`'s leases under the lock, and run `teardown` when none is left.
-fn release(
-    cfg: &NetConfig,
-    id: &str,
-    teardown: impl FnOnce() -> Result<()>,
-) -> Result<Vec<Ipv4Addr>> {
-    let _lock = lock(cfg)?;
-    let gone = lease::release(&cfg.dir, id)?;
-    if lease::all(&cfg.dir)?.is_empty() {
-        teardown()?;
+struct RealHost<'a>(&'a NetConfig);
+
+impl Host for RealHost<'_> {
+    fn bridge_up(&self) -> Result<u32> {
+        ensure_bridge(self.0)
     }
+
+    fn bridge_down(&self) -> Result<()> {
+        let br = &self.0.bridge;
+        let mut nl = netlink()?;
+        // Only our kind: a device of that name that is not a bridge made `bridge_up` fail,
+        // and it is not ours to delete.
+        match nl
+            .link(br)
+            .map_err(nl_err(format!("look up bridge {br}")))?
+        {
+            Some(l) if l.kind.as_deref() == Some("bridge") => nl
+                .del_link(br)
+                .map(drop)
+                .map_err(nl_err(format!("delete bridge {br}"))),
+            _ => Ok(()),
+        }
+    }
+
+    fn firewall_up(&self) -> Result<()> {
+        nat::enable_ip_forward()?;
+        nat::ensure(self.0, &nat::Tools::find())
+    }
+
+    fn firewall_down(&self) -> Result<()> {
+        nat::teardown(self.0, &nat::Tools::find())
+    }
+}
+
+/// The bridge whose firewall is in place, from the file `firewall`; None when there is
+/// none (or it cannot be read: then it is set up again, which is idempotent).
+fn firewall_for(cfg: &NetConfig) -> Option<u32> {
+    std::fs::read_to_string(cfg.dir.join(FIREWALL_FOR))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Lease an address to `id`, make sure the bridge is up (under the network lock), and the
+/// firewall for it (under the firewall lock, only when it is not known to be in place).
+/// On failure the lease is released again, with everything else if it was the last.
+fn reserve(cfg: &NetConfig, id: &str, host: &dyn Host) -> Result<Ipv4Addr> {
+    let (ip, bridge) = {
+        let _lock = lock(cfg, NET_LOCK)?;
+        let ip = lease::acquire(&cfg.dir, cfg.subnet, id)?;
+        let bridge = host.bridge_up();
+        // Read under the lock that keeps our lease: the firewall it names cannot be torn
+        // down before we leave (the last one out decides under this lock).
+        if bridge
+            .as_ref()
+            .is_ok_and(|index| firewall_for(cfg) == Some(*index))
+        {
+            return Ok(ip);
+        }
+        (ip, bridge)
+    };
+    match bridge.and_then(|index| firewall(cfg, index, host)) {
+        Ok(()) => Ok(ip),
+        Err(e) => {
+            let _ = release(cfg, id, host);
+            Err(e)
+        }
+    }
+}
+
+/// Set up forwarding and NAT for the bridge `index` unless another start did meanwhile.
+fn firewall(cfg: &NetConfig, index: u32, host: &dyn Host) -> Result<()> {
+    let _fw = lock(cfg, FIREWALL_LOCK)?;
+    if firewall_for(cfg) == Some(index) {
+        return Ok(());
+    }
+    host.firewall_up()?;
+    lock::write_file(&cfg.dir.join(FIREWALL_FOR), &format!("{index}\n"))
+}
+
+/// Release `id`'s leases; when none is left, remove the bridge (under the network lock)
+/// and then the firewall (under the firewall lock), unless somebody joined in between.
+/// Tries everything; returns the first failure.
+fn release(cfg: &NetConfig, id: &str, host: &dyn Host) -> Result<Vec<Ipv4Addr>> {
+    let (gone, bridge) = {
+        let _lock = lock(cfg, NET_LOCK)?;
+        let gone = lease::release(&cfg.dir, id)?;
+        if !lease::all(&cfg.dir)?.is_empty() {
+            return Ok(gone);
+        }
+        (gone, host.bridge_down())
+    };
+    let firewall = (|| {
+        let _fw = lock(cfg, FIREWALL_LOCK)?;
+        {
+            let _lock = lock(cfg, NET_LOCK)?;
+            if !lease::all(&cfg.dir)?.is_empty() {
+                return Ok(());
+            }
+            // Before the teardown starts: a start from now on sets the firewall up again
+            // (after this teardown, which holds the firewall lock).
+            let p = cfg.dir.join(FIREWALL_FOR);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx("remove", &p),
+            }
+        }
+        host.firewall_down()
+    })();
+    bridge.and(firewall)?;
     Ok(gone)
 }
 
-/// The bridge with the gateway address, up; forwarding on; NAT in place. Run under the lock
-/// at every attach; forwarding and NAT are set up with the bridge (the first container),
-/// not at every start: `nft` and `iptables` are processes of 5-20 ms each, and every
-/// attach waits for the lock. (A ruleset flushed by hand while containers run is repaired
-/// when the last one leaves and the next one comes.)
-fn ensure_host(cfg: &NetConfig) -> Result<()> {
+/// The bridge with the gateway address, up; returns its link index. Run under the network
+/// lock at every attach: netlink requests only.
+fn ensure_bridge(cfg: &NetConfig) -> Result<u32> {
     let br = &cfg.bridge;
     let (gw, prefix) = (cfg.gateway(), cfg.subnet.prefix);
     let mut nl = netlink()?;
-    let mut created = false;
     let link = match nl
         .link(br)
         .map_err(nl_err(format!("look up bridge {br}")))?
     {
         Some(l) => l,
         None => {
-            created = true;
             // The bridge's route would hide part of a network the host is on.
             let host = nl
                 .all_addrs4()
@@ -398,11 +513,7 @@ fn ensure_host(cfg: &NetConfig) -> Result<()> {
         nl.set_up(link.index)
             .map_err(nl_err(format!("bring up bridge {br}")))?;
     }
-    if created {
-        nat::enable_ip_forward()?;
-        nat::ensure(cfg, &nat::Tools::find())?;
-    }
-    Ok(())
+    Ok(link.index)
 }
 
 /// eth0's MAC address: Docker's 02:42 and the four bytes of the IPv4 address. An address
@@ -481,19 +592,7 @@ pub fn detach(cfg: &NetConfig, id: &str) -> Result<()> {
     if !lease::all(&cfg.dir)?.iter().any(|(_, holder)| holder == id) {
         return Ok(());
     }
-    release(cfg, id, || teardown(cfg)).map(drop)
-}
-
-/// Remove the bridge and our firewall state. Tries everything; returns the first failure.
-fn teardown(cfg: &NetConfig) -> Result<()> {
-    let br = &cfg.bridge;
-    let bridge = netlink().and_then(|mut nl| {
-        nl.del_link(br)
-            .map(drop)
-            .map_err(nl_err(format!("delete bridge {br}")))
-    });
-    let firewall = nat::teardown(cfg, &nat::Tools::find());
-    bridge.and(firewall)
+    release(cfg, id, &RealHost(cfg)).map(drop)
 }
 
 /// The address leased to `id`, if any.

@@ -14,6 +14,7 @@
 use super::NetConfig;
 use crate::error::{Error, IoContext, Result};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -186,6 +187,7 @@ fn add_rule(
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&p)
             .ctx("open", &p)?;
         writeln!(f, "{line}").ctx("write", &p)?;

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -277,43 +278,79 @@ fn names_are_checked() {
     assert!(check_id("../x").is_err());
 }
 
+/// A host that only counts: the bridge (index `bridge`) and the firewall as calls, the
+/// firewall failing with `fail` when set.
+#[derive(Default)]
+struct Fake {
+    bridge: std::sync::atomic::AtomicU32,
+    fail: Option<&'static str>,
+    bridge_ups: std::sync::atomic::AtomicUsize,
+    bridge_downs: std::sync::atomic::AtomicUsize,
+    firewall_ups: std::sync::atomic::AtomicUsize,
+    firewall_downs: std::sync::atomic::AtomicUsize,
+}
+
+impl Fake {
+    fn new(bridge: u32) -> Fake {
+        let f = Fake::default();
+        f.bridge.store(bridge, Relaxed);
+        f
+    }
+
+    /// (bridge ups, bridge downs, firewall ups, firewall downs)
+    fn calls(&self) -> (usize, usize, usize, usize) {
+        (
+            self.bridge_ups.load(Relaxed),
+            self.bridge_downs.load(Relaxed),
+            self.firewall_ups.load(Relaxed),
+            self.firewall_downs.load(Relaxed),
+        )
+    }
+}
+
+impl Host for Fake {
+    fn bridge_up(&self) -> Result<u32> {
+        self.bridge_ups.fetch_add(1, Relaxed);
+        Ok(self.bridge.load(Relaxed))
+    }
+
+    fn bridge_down(&self) -> Result<()> {
+        self.bridge_downs.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    fn firewall_up(&self) -> Result<()> {
+        self.firewall_ups.fetch_add(1, Relaxed);
+        match self.fail {
+            Some(e) => Err(Error::invalid(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn firewall_down(&self) -> Result<()> {
+        self.firewall_downs.fetch_add(1, Relaxed);
+        Ok(())
+    }
+}
+
 #[test]
 fn fifty_concurrent_leases_are_distinct() {
     let t = tempfile::tempdir().unwrap();
     let cfg = test_cfg(t.path(), 'l', 251);
     let n = 50;
     let start = Arc::new(Barrier::new(n));
-    let setups = Arc::new(Mutex::new(0));
-    let teardowns = Arc::new(Mutex::new(0));
+    let host = Arc::new(Fake::new(7));
     let threads: Vec<_> = (0..n)
         .map(|i| {
-            let (cfg, start, setups, teardowns) = (
-                cfg.clone(),
-                start.clone(),
-                setups.clone(),
-                teardowns.clone(),
-            );
+            let (cfg, start, host) = (cfg.clone(), start.clone(), host.clone());
             std::thread::spawn(move || {
                 let id = format!("c{i}");
                 start.wait();
-                let ip = reserve(
-                    &cfg,
-                    &id,
-                    || {
-                        *setups.lock().unwrap() += 1;
-                        Ok(())
-                    },
-                    || unreachable!("setup did not fail"),
-                )
-                .unwrap();
+                let ip = reserve(&cfg, &id, &*host).unwrap();
                 assert_eq!(lease_of(&cfg, &id), Some(ip));
                 // Everyone holds a lease before anyone lets go.
                 start.wait();
-                let gone = release(&cfg, &id, || {
-                    *teardowns.lock().unwrap() += 1;
-                    Ok(())
-                })
-                .unwrap();
+                let gone = release(&cfg, &id, &*host).unwrap();
                 assert_eq!(gone, vec![ip]);
                 ip
             })
@@ -325,34 +362,99 @@ fn fifty_concurrent_leases_are_distinct() {
     assert!(ips
         .iter()
         .all(|ip| cfg.subnet.contains(*ip) && *ip != cfg.gateway()));
-    assert_eq!(*setups.lock().unwrap(), n);
     assert_eq!(
-        *teardowns.lock().unwrap(),
-        1,
-        "only the last release tears down"
+        host.calls(),
+        (n, 1, 1, 1),
+        "the bridge checked at every join, the firewall set up once, and only the last \
+         release tears down"
     );
     let left: Vec<_> = std::fs::read_dir(lease::dir(&cfg.dir)).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+    assert!(!cfg.dir.join(FIREWALL_FOR).exists());
 }
 
 #[test]
 fn a_failed_setup_releases_the_lease_and_tears_down() {
     let t = tempfile::tempdir().unwrap();
     let cfg = test_cfg(t.path(), 'f', 251);
-    let torn = std::cell::Cell::new(false);
-    let e = reserve(
-        &cfg,
-        "x",
-        || Err(Error::invalid("nft: boom")),
-        || {
-            torn.set(true);
-            Ok(())
-        },
-    )
-    .unwrap_err();
+    let host = Fake {
+        fail: Some("nft: boom"),
+        ..Fake::new(7)
+    };
+    let e = reserve(&cfg, "x", &host).unwrap_err();
     assert_eq!(e.to_string(), "nft: boom");
-    assert!(torn.get());
+    assert_eq!(host.calls(), (1, 1, 1, 1));
     assert_eq!(leases(&cfg).unwrap(), vec![]);
+    assert!(!cfg.dir.join(FIREWALL_FOR).exists());
+}
+
+#[test]
+fn ordinary_joins_and_leaves_never_wait_for_the_firewall() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = test_cfg(t.path(), 'w', 251);
+    cfg.lock_timeout = Duration::from_millis(300);
+    let host = Fake::new(7);
+    let a = reserve(&cfg, "a", &host).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cfg.dir.join(FIREWALL_FOR)).unwrap(),
+        "7\n"
+    );
+    // A firewall run that hangs (here: its lock, held by this test).
+    let fw = lock::lock(&cfg.dir, FIREWALL_LOCK, LOCK_TIMEOUT).unwrap();
+    // The bridge whose firewall is in place: a join takes the network lock only, and so
+    // does a leave that is not the last.
+    let b = reserve(&cfg, "b", &host).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(release(&cfg, "b", &host).unwrap(), vec![b]);
+    assert_eq!(host.calls(), (2, 0, 1, 0));
+    // A new bridge (made again after a crash, say) needs its firewall: that start waits for
+    // the lock, and after the bound gives up naming the holder, and leaves no lease.
+    host.bridge.store(8, Relaxed);
+    let e = reserve(&cfg, "c", &host).unwrap_err().to_string();
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(
+        e,
+        format!(
+            "network lock {} not granted within 0.3s: process {} ({}) holds it",
+            cfg.dir.join(FIREWALL_LOCK).display(),
+            std::process::id(),
+            comm.trim()
+        )
+    );
+    assert_eq!(lease_of(&cfg, "c"), None);
+    assert_eq!(host.calls(), (3, 0, 1, 0));
+    drop(fw);
+    let c = reserve(&cfg, "c", &host).unwrap();
+    assert_eq!(host.calls(), (4, 0, 2, 0));
+    assert_eq!(
+        std::fs::read_to_string(cfg.dir.join(FIREWALL_FOR)).unwrap(),
+        "8\n"
+    );
+    assert_eq!(release(&cfg, "c", &host).unwrap(), vec![c]);
+    assert_eq!(release(&cfg, "a", &host).unwrap(), vec![a]);
+    assert_eq!(host.calls(), (4, 1, 2, 1));
+}
+
+#[test]
+fn a_held_network_lock_fails_a_join_within_the_bound() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = test_cfg(t.path(), 'h', 251);
+    cfg.lock_timeout = Duration::from_millis(200);
+    let held = lock::lock(&cfg.dir, NET_LOCK, LOCK_TIMEOUT).unwrap();
+    let host = Fake::new(7);
+    let e = reserve(&cfg, "x", &host).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "network lock {} not granted within 0.2s: process {} (",
+            cfg.dir.join(NET_LOCK).display(),
+            std::process::id()
+        )),
+        "{e}"
+    );
+    assert_eq!(host.calls(), (0, 0, 0, 0));
+    assert_eq!(leases(&cfg).unwrap(), vec![]);
+    drop(held);
+    reserve(&cfg, "x", &host).unwrap();
 }
 
 #[test]
@@ -396,6 +498,23 @@ fn bridge_connects_containers_and_cleans_up() {
     assert_eq!(a.host_veth, host_veth(&ida));
     assert_eq!(lease_of(&cfg, &ida), Some(a.ip));
     assert_eq!(lease_of(&cfg, &idb), Some(b.ip));
+
+    // The firewall is recorded as this bridge's; the state is root's only.
+    let index = Netlink::open()
+        .unwrap()
+        .link(&cfg.bridge)
+        .unwrap()
+        .unwrap()
+        .index;
+    assert_eq!(
+        std::fs::read_to_string(cfg.dir.join(FIREWALL_FOR)).unwrap(),
+        format!("{index}\n")
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&cfg.dir), 0o700);
+    for f in [NET_LOCK, FIREWALL_LOCK, FIREWALL_FOR] {
+        assert_eq!(mode(&cfg.dir.join(f)), 0o600, "{f}");
+    }
 
     // Inside: eth0 with the address, up, and the default route.
     let pid = pa.to_string();
@@ -496,6 +615,7 @@ fn bridge_connects_containers_and_cleans_up() {
         "the last detach removes the bridge"
     );
     assert!(!table_exists(&format!("ip {}", cfg.table)), "and the table");
+    assert!(!cfg.dir.join(FIREWALL_FOR).exists());
     assert_eq!(leases(&cfg).unwrap(), vec![]);
     let left: Vec<_> = std::fs::read_dir(lease::dir(&cfg.dir)).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
