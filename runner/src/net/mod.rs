@@ -32,7 +32,9 @@
 //! one veth per container: the host end `mb` + 11 characters of the id, the other end created
 //! directly inside the container's network namespace as `eth0`, with the leased address and
 //! a default route through the bridge. NAT is a table of our own (`ip minibox`). The bridge
-//! and the table appear with the first lease and go with the last.
+//! and the table appear with the first lease and go with the last. The bridge, the veths
+//! and eth0 have IPv6 off (see `ipv6`): a container's router advertisement must not
+//! reconfigure the host or its neighbours.
 //!
 //! The bridge, the table and the addresses are host-wide, so their state is too: leases and
 //! the locks live in [`STATE_DIR`] (on /run: cleared by a reboot, exactly when the bridge
@@ -50,6 +52,7 @@
 //! the process that holds it.
 
 mod files;
+mod ipv6;
 mod lease;
 mod lock;
 mod nat;
@@ -361,6 +364,8 @@ impl Host for RealHost<'_> {
     }
 
     fn firewall_up(&self) -> Result<()> {
+        // Again here, once per bridge: a bridge made by an older minibox had IPv6 on.
+        ipv6::harden_host_link(&self.0.bridge)?;
         nat::enable_ip_forward()?;
         nat::ensure(self.0, &nat::Tools::find())
     }
@@ -452,7 +457,8 @@ fn release(cfg: &NetConfig, id: &str, host: &dyn Host) -> Result<Vec<Ipv4Addr>> 
 }
 
 /// The bridge with the gateway address, up; returns its link index. Run under the network
-/// lock at every attach: netlink requests only.
+/// lock at every attach: netlink requests only. A bridge it creates gets IPv6 off before it
+/// comes up, so no router advertisement is ever processed on it.
 fn ensure_bridge(cfg: &NetConfig) -> Result<u32> {
     let br = &cfg.bridge;
     let (gw, prefix) = (cfg.gateway(), cfg.subnet.prefix);
@@ -510,6 +516,7 @@ fn ensure_bridge(cfg: &NetConfig) -> Result<u32> {
             .map_err(nl_err(format!("add address {gw}/{prefix} to bridge {br}")))?;
     }
     if !link.up {
+        ipv6::harden_host_link(br)?;
         nl.set_up(link.index)
             .map_err(nl_err(format!("bring up bridge {br}")))?;
     }
@@ -525,7 +532,8 @@ pub fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
-/// The veth pair, and eth0's configuration inside the container's namespace.
+/// The veth pair, and eth0's configuration inside the container's namespace. Both ends get
+/// IPv6 off before they come up (see `ipv6`).
 fn plug(cfg: &NetConfig, att: &Attachment, netns: &File, pid: i32) -> Result<()> {
     let (br, veth) = (&cfg.bridge, &att.host_veth);
     let mut nl = netlink()?;
@@ -539,11 +547,23 @@ fn plug(cfg: &NetConfig, att: &Attachment, netns: &File, pid: i32) -> Result<()>
         .link(veth)
         .map_err(nl_err(format!("look up veth {veth}")))?
         .ok_or_else(|| Error::invalid(format!("veth {veth} vanished")))?;
+    ipv6::harden_host_link(veth)?;
     nl.set_up(host.index)
         .map_err(nl_err(format!("bring up veth {veth}")))?;
 
     let inside = |what: &str| format!("{what} in the network namespace of process {pid}");
-    let mut nl = Netlink::open_in(netns).map_err(|e| {
+    let (hardened, nl) = netlink::in_netns(netns, || {
+        (ipv6::harden_container_link(CONTAINER_IF), Netlink::open())
+    })
+    .map_err(|e| {
+        Error::invalid(format!(
+            "{}: {}",
+            inside("enter"),
+            layers::error::io_message(&e)
+        ))
+    })?;
+    hardened.map_err(|e| Error::invalid(inside(&e.to_string())))?;
+    let mut nl = nl.map_err(|e| {
         Error::invalid(format!(
             "{}: {}",
             inside("open a netlink socket"),

@@ -4,9 +4,9 @@
 //! request acknowledged (NLM_F_ACK), kernel errors returned with the extended-ack text when
 //! the kernel gives one. It must not spawn `ip` or know about leases or firewalls.
 //!
-//! A netlink socket acts in the network namespace it was created in; `Netlink::open_in`
-//! creates one inside another namespace from a short-lived thread (setns(2) changes only
-//! the calling thread).
+//! A netlink socket acts in the network namespace it was created in; `in_netns` runs the
+//! opening (and anything else that must happen there) inside another namespace on a
+//! short-lived thread (setns(2) changes only the calling thread).
 
 use std::ffi::c_void;
 use std::fmt;
@@ -229,22 +229,6 @@ impl Netlink {
             };
         }
         Ok(Netlink { fd, seq: 0 })
-    }
-
-    /// A route socket in the network namespace `ns` (an open /proc/PID/ns/net).
-    pub fn open_in(ns: &File) -> io::Result<Netlink> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on a valid namespace fd; it changes only this thread, which
-                // ends right after creating the socket.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Netlink::open()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("netlink thread panicked")))
-        })
     }
 
     /// Send `msg` and collect the replies up to the acknowledgement (or NLMSG_DONE for a
@@ -498,6 +482,24 @@ impl Netlink {
             .attr_u32(RTA_OIF, index);
         self.request(&mut m).map(drop)
     }
+}
+
+/// Run `f` in the network namespace `ns` (an open /proc/PID/ns/net), on a short-lived
+/// thread: setns(2) changes only the calling thread. What `f` opens there (a netlink
+/// socket, a file under /proc/sys/net) belongs to that namespace. Err: setns failed.
+pub fn in_netns<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a valid namespace fd; it changes only this thread, which
+            // ends when `f` returns.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("network namespace thread panicked")))
+    })
 }
 
 /// The kernel's explanation in an NLMSG_ERROR (NLMSGERR_ATTR_MSG), when it sent one.

@@ -499,6 +499,28 @@ fn bridge_connects_containers_and_cleans_up() {
     assert_eq!(lease_of(&cfg, &ida), Some(a.ip));
     assert_eq!(lease_of(&cfg, &idb), Some(b.ip));
 
+    // IPv6 is off on the bridge and the host's veth end (set before they came up), and on
+    // eth0 inside: a router advertisement from a container changes nothing.
+    let sysctl = |link: &str, key: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{link}/{key}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    for link in [&cfg.bridge, &a.host_veth, &b.host_veth] {
+        for (key, want) in [
+            ("accept_ra", "0"),
+            ("autoconf", "0"),
+            ("forwarding", "0"),
+            ("disable_ipv6", "1"),
+        ] {
+            assert_eq!(sysctl(link, key), want, "{link} {key}");
+        }
+    }
+    let eth0 = in_netns(pa, || {
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/eth0/disable_ipv6").unwrap()
+    });
+    assert_eq!(eth0.trim(), "1");
     // The firewall is recorded as this bridge's; the state is root's only.
     let index = Netlink::open()
         .unwrap()
