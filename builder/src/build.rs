@@ -1,8 +1,11 @@
 //! The build loop: a parsed Minifile, instruction by instruction, into layers and a config.
-//! RUN goes through the runner library in a container whose upper dir becomes the layer;
-//! ADD and COPY build the new layer's tree in a staging directory; the other instructions
-//! change the config only. Each layer-making step has a cache key that chains its parent's
-//! key, the instruction after substitution and, for ADD/COPY, the sources' content.
+//! RUN goes through the runner library in a container whose upper dir becomes the layer,
+//! on a network of its own (the bridge with outbound NAT, as mrun's containers; the host's
+//! only with `--network host`) with its own /etc/hosts and /etc/resolv.conf, which never
+//! enter the layer; ADD and COPY build the new layer's tree in a staging directory; the
+//! other instructions change the config only. Each layer-making step has a cache key that
+//! chains its parent's key, the instruction after substitution and, for ADD/COPY, the
+//! sources' content (never the network: it cannot change what the step is meant to make).
 
 use crate::bootstrap;
 use crate::cache::{self, Cache};
@@ -554,7 +557,16 @@ impl Builder<'_> {
         if self.cached(st, &key, &canonical)? {
             return Ok(());
         }
-        self.say(&format!("{} {canonical}", self.header()))?;
+        // The network is not in the key (what cannot change the result stays out of it, as
+        // in BuildKit), so the header is the only place it shows.
+        let network = self.opts.network;
+        let shown = match network {
+            Network::Host | Network::None => {
+                canonical.replacen("RUN", &format!("RUN (network {})", network.name()), 1)
+            }
+            Network::Bridge | Network::Slirp => canonical.clone(),
+        };
+        self.say(&format!("{} {shown}", self.header()))?;
         let t = Instant::now();
         let c = st.cfg();
         let mut env = st.env();
@@ -584,6 +596,24 @@ impl Builder<'_> {
             .iter()
             .flat_map(|l| [l.digest.to_string(), l.diff_id.to_string()])
             .collect();
+        // /etc/hosts, /etc/hostname and /etc/resolv.conf of the step's own network, as mrun's
+        // containers get them: bind mounts of files in the step's directory, so they never
+        // become part of the layer (a stub the runner makes for a missing one is removed
+        // below). A name the image has as something else than a file is left to the image.
+        let etc = layers::union::lookup(&st.dirs, Path::new("etc"))?;
+        let mut etc_names = vec![];
+        let mut etc_stubs = vec![];
+        if etc.as_ref().map_or(true, |f| f.meta.is_dir()) {
+            for name in ETC_FILES {
+                let rel = format!("etc/{name}");
+                match layers::union::lookup(&st.dirs, Path::new(&rel))? {
+                    Some(f) if !f.meta.is_file() => continue,
+                    Some(_) => {}
+                    None => etc_stubs.push(rel),
+                }
+                etc_names.push(name);
+            }
+        }
         // From before the container exists to the end of the step, Ctrl-C cancels the step
         // instead of killing mbuild half-way.
         let signals = Signals::block()?;
@@ -591,16 +621,41 @@ impl Builder<'_> {
         // one after a SIGKILL of ours knows it may clear it.
         let (dir, _owner) = runner::state::create_dir(self.store, &id, &pins)
             .map_err(|e| self.err(at, &e.to_string()))?;
+        let netcfg = match network {
+            Network::Bridge => match runner::net::NetConfig::for_store(self.store.root()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let _ = layers::store::remove_all(&dir);
+                    return Err(e.into());
+                }
+            },
+            _ => None,
+        };
+        let mounts = etc_names
+            .iter()
+            .map(|name| runner::spec::Mount {
+                dest: format!("/etc/{name}"),
+                kind: runner::spec::MountKind::Bind {
+                    source: dir.join(name),
+                    readonly: false,
+                },
+            })
+            .collect();
+        let known_ip = (network == Network::Slirp).then_some(runner::net::SLIRP_GUEST);
+        if let Err(e) = write_etc(&dir, network, &hostname, known_ip) {
+            let _ = layers::store::remove_all(&dir);
+            return Err(e.into());
+        }
         let rootless = unsafe { libc::geteuid() } != 0;
         let spec = Spec {
             layers: st.dirs.clone(),
             dir: dir.clone(),
             process,
             hostname,
-            mounts: vec![],
+            mounts,
             devices: vec![],
             read_only: false,
-            network: self.opts.network,
+            network,
             userns: rootless.then(runner::process::rootless_maps),
             limits: Default::default(),
             userxattr: rootless,
@@ -635,8 +690,33 @@ impl Builder<'_> {
         } else {
             None
         };
-        let outcome = run_container(&spec, &signals);
+        // The network is wired after the clone, before the step's command runs (as mrun's
+        // monitor does), and taken down whatever happened.
+        let mut slirp = None;
+        let mut wire = |pid: i32| -> runner::Result<()> {
+            match (network, &netcfg) {
+                (Network::Bridge, Some(cfg)) => {
+                    let a = runner::net::attach(cfg, &id, pid)?;
+                    write_etc(&dir, network, &spec.hostname, Some(a.ip))?;
+                }
+                (Network::Slirp, _) => {
+                    slirp = Some(runner::net::start_slirp(pid, &[], &dir)?);
+                }
+                _ => {}
+            }
+            Ok(())
+        };
+        let outcome = run_container(&spec, &signals, &mut wire);
+        drop(slirp);
         let log = quiet.map(Quiet::stop);
+        if let Some(cfg) = &netcfg {
+            if let Err(e) = runner::net::detach(cfg, &id) {
+                eprintln!(
+                    "mbuild: step {}/{}: network cleanup: {e}",
+                    self.step, self.steps
+                );
+            }
+        }
         let cancelled = |sig: c_int| {
             CANCELLED.store(sig, Ordering::Relaxed);
             Error::Failed(format!(
@@ -665,16 +745,47 @@ impl Builder<'_> {
                 )));
             }
             let upper = dir.join("upper");
+            let remove = |p: &Path, dir: bool| {
+                let r = if dir {
+                    fs::remove_dir(p)
+                } else {
+                    fs::remove_file(p)
+                };
+                r.map_err(|e| {
+                    Error::Failed(format!(
+                        "remove {}: {}",
+                        p.display(),
+                        layers::error::io_message(&e)
+                    ))
+                })
+            };
+            let empty_dir = |p: &Path| fs::read_dir(p).is_ok_and(|mut e| e.next().is_none());
             for d in &stubs {
                 let p = upper.join(d);
-                if fs::read_dir(&p).is_ok_and(|mut e| e.next().is_none()) {
-                    fs::remove_dir(&p).map_err(|e| {
-                        Error::Failed(format!(
-                            "remove {}: {}",
-                            p.display(),
-                            layers::error::io_message(&e)
-                        ))
-                    })?;
+                if empty_dir(&p) {
+                    remove(&p, true)?;
+                }
+            }
+            for f in &etc_stubs {
+                let p = upper.join(f);
+                if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    remove(&p, false)?;
+                }
+            }
+            // The stubs made the overlay copy /etc up (or make it): an /etc that holds
+            // nothing else and has the image's owner and mode is no change of the step's.
+            let upper_etc = upper.join("etc");
+            if !etc_stubs.is_empty() && empty_dir(&upper_etc) {
+                let same = match &etc {
+                    None => true,
+                    Some(lower) => fs::symlink_metadata(&upper_etc).is_ok_and(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        (m.mode(), m.uid(), m.gid())
+                            == (lower.meta.mode(), lower.meta.uid(), lower.meta.gid())
+                    }),
+                };
+                if same {
+                    remove(&upper_etc, true)?;
                 }
             }
             let empty = fs::read_dir(&upper)
@@ -999,7 +1110,11 @@ impl Drop for Signals {
 /// Run a RUN step's container to its end. A cancelling signal meanwhile SIGKILLs it: its
 /// PID 1, mostly a shell, never gets a signal it has no handler for (pid_namespaces(7)), so
 /// passing SIGINT on would leave the build hanging. Returns the outcome and that signal.
-fn run_container(spec: &Spec, signals: &Signals) -> runner::Result<(Outcome, Option<c_int>)> {
+fn run_container(
+    spec: &Spec,
+    signals: &Signals,
+    wire: &mut dyn FnMut(i32) -> runner::Result<()>,
+) -> runner::Result<(Outcome, Option<c_int>)> {
     let started = container::start(
         spec,
         &RunOptions {
@@ -1007,7 +1122,10 @@ fn run_container(spec: &Spec, signals: &Signals) -> runner::Result<(Outcome, Opt
             keep: true,
             warn: |_| {},
         },
-        Start::default(),
+        Start {
+            before_release: Some(wire),
+            ..Start::default()
+        },
     )?;
     let child = &started.child;
     let mut cancel = None;
@@ -1046,6 +1164,35 @@ fn run_container(spec: &Spec, signals: &Signals) -> runner::Result<(Outcome, Opt
 
 /// Where the runner mounts proc, sysfs and the /dev tmpfs (runner's rootfs plan).
 const MOUNT_POINTS: [&str; 3] = ["dev", "proc", "sys"];
+
+/// The files under /etc a RUN step gets from its network (see `write_etc`).
+const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+/// Write a RUN step's /etc/hosts, /etc/hostname and /etc/resolv.conf into its directory,
+/// by mrun's rules (`runner::net::Etc`); `ip` is its address once known.
+fn write_etc(
+    dir: &Path,
+    network: Network,
+    hostname: &str,
+    ip: Option<std::net::Ipv4Addr>,
+) -> runner::Result<()> {
+    let etc = runner::net::Etc {
+        network,
+        hostname,
+        ip,
+        add_hosts: &[],
+        dns: &[],
+    };
+    for (name, text) in etc.files(|p| fs::read_to_string(p).unwrap_or_default()) {
+        let p = dir.join(name);
+        fs::write(&p, text).map_err(|e| runner::Error::Io {
+            op: "write",
+            path: p,
+            source: e,
+        })?;
+    }
+    Ok(())
+}
 
 /// With -q, stdout carries only the image id: a RUN step's output (the container inherits
 /// our fds 1 and 2 when it is cloned) goes to an unlinked file in the store's tmp/ instead.

@@ -74,8 +74,10 @@ pub struct BuildArgs {
     /// Set a build-time variable (ARG)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_arg: Vec<String>,
-    /// Network for RUN steps: host (default) or none
-    #[arg(long, default_value = "host")]
+    /// Network of RUN steps: default (the bridge with outbound NAT, as mrun's containers;
+    /// slirp4netns rootless, else none), bridge, host (the host's own: its loopback
+    /// services and abstract sockets too) or none (only lo)
+    #[arg(long, value_name = "MODE", default_value = "default")]
     pub network: String,
     /// Debian mirror for debootstrap bases (also MINIBOX_DEBIAN_MIRROR)
     #[arg(long, value_name = "URL")]
@@ -204,6 +206,42 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The network of RUN steps for `--network MODE`. The default isolates them as a container
+/// of `mrun` is: a network namespace of their own on the bridge (root), through slirp4netns
+/// (rootless; it cannot reach the host's loopback), else none, with a note. Never the
+/// host's network unless asked for: a Minifile from anywhere would reach the host's
+/// 127.0.0.1 services and abstract unix sockets.
+fn run_network(mode: &str, rootless: bool) -> Result<runner::spec::Network, Error> {
+    use runner::spec::Network;
+    Ok(match mode {
+        "default" | "bridge" if !rootless => Network::Bridge,
+        "default" => match runner::net::slirp_problem() {
+            None => Network::Slirp,
+            Some(why) => {
+                eprintln!("mbuild: {why}: RUN steps get no network (--network none)");
+                Network::None
+            }
+        },
+        "bridge" => {
+            return Err(Error::Usage(
+                "--network bridge needs root; rootless builds use slirp4netns (--network default)"
+                    .into(),
+            ))
+        }
+        "slirp4netns" => match runner::net::slirp_problem() {
+            None => Network::Slirp,
+            Some(why) => return Err(Error::Usage(format!("--network slirp4netns: {why}"))),
+        },
+        "host" => Network::Host,
+        "none" => Network::None,
+        n => {
+            return Err(Error::Usage(format!(
+                "--network {n}: use default, bridge, host, none or slirp4netns"
+            )))
+        }
+    })
+}
+
 /// The error on one line.
 fn one_line(e: &dyn std::error::Error) -> String {
     // Every error of ours already quotes its cause in its own message.
@@ -278,11 +316,8 @@ fn build(store: &layers::Store, b: BuildArgs, out: &mut dyn Write) -> Result<Exi
             None => (a.clone(), std::env::var(a).unwrap_or_default()),
         })
         .collect();
-    let network = match b.network.as_str() {
-        "host" | "default" => runner::spec::Network::Host,
-        "none" => runner::spec::Network::None,
-        n => return Err(Error::Usage(format!("--network {n}: use host or none"))),
-    };
+    // SAFETY: geteuid(2) cannot fail.
+    let network = run_network(&b.network, unsafe { libc::geteuid() } != 0)?;
     let opts = crate::build::BuildOptions {
         file,
         context,
@@ -295,4 +330,40 @@ fn build(store: &layers::Store, b: BuildArgs, out: &mut dyn Write) -> Result<Exi
     };
     crate::build::build(store, &opts, out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner::spec::Network;
+
+    #[test]
+    fn run_steps_get_a_network_of_their_own_unless_host_is_asked_for() {
+        let net = |mode, rootless| run_network(mode, rootless).map_err(|e| e.to_string());
+        assert_eq!(net("default", false), Ok(Network::Bridge));
+        assert_eq!(net("bridge", false), Ok(Network::Bridge));
+        assert_eq!(net("host", false), Ok(Network::Host));
+        assert_eq!(net("none", true), Ok(Network::None));
+        assert_eq!(net("host", true), Ok(Network::Host));
+        // Rootless: slirp4netns where it works, else none; never the host's.
+        let rootless = net("default", true).unwrap();
+        assert_eq!(
+            rootless,
+            match runner::net::slirp_problem() {
+                None => Network::Slirp,
+                Some(_) => Network::None,
+            }
+        );
+        assert_eq!(
+            net("bridge", true),
+            Err(
+                "--network bridge needs root; rootless builds use slirp4netns (--network default)"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            net("nat", false),
+            Err("--network nat: use default, bridge, host, none or slirp4netns".to_string())
+        );
+    }
 }
