@@ -390,6 +390,30 @@ fn debian_examples_curl_and_multistage_c() {
     let out = text(&o.stdout);
     assert!(out.contains("bootstrapping debian:bookworm"), "{out}");
     eprintln!("debian-curl (with debootstrap): {:?}", start.elapsed());
+    // apt-get update and install ran on the default network (a namespace of its own on the
+    // bridge, NAT out: the header names no other), with the step's own /etc/hosts and
+    // /etc/resolv.conf, which are no part of its layer.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("[2/") && l.contains("] RUN /bin/sh -c apt-get update")),
+        "{out}"
+    );
+    let diff_ids = inspect(&env, "debian-curl")["Config"]["rootfs"]["diff_ids"].clone();
+    let top = diff_ids
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap();
+    let etc = env
+        .root
+        .join("layers")
+        .join(top.strip_prefix("sha256:").unwrap())
+        .join("etc");
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        assert!(!etc.join(f).exists(), "etc/{f} is in the RUN step's layer");
+    }
     let version = mrun_ok(&env, &["debian-curl", "--version"]);
     assert!(version.starts_with("curl "), "{version}");
     // CMD ["--version"] is the default argument.

@@ -8,8 +8,11 @@
 //! /etc/shadow, and `--chown` with a hostile /etc/passwd. Where it is safe, a control shows
 //! the same attack working where nothing stops it, so a pass means the defence held.
 
+mod build_network;
 mod cgroup_view;
 mod devices;
+mod ipv6;
+mod network_lock;
 
 use crate::common::*;
 use crate::run::{code, image_tree, is_root_and_busybox, lines, mountinfo, run_cmd, Running};

@@ -10,6 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod net;
+
 extern "C" {
     fn gethostname(name: *mut c_char, len: usize) -> c_int;
     fn getuid() -> u32;
@@ -433,7 +435,7 @@ fn calls(specs: &[String]) -> Res {
 }
 
 fn run(args: &[String]) -> Res<u8> {
-    let cmd = arg(args, 1, "COMMAND (hostname pid ids maps procs ifaces msgq alloc spin cpu-usage forkbomb caps cat write exit env cwd write-direct syscalls calls escape chroot-escape swap exe-attack read-dev mknod-read)")?;
+    let cmd = arg(args, 1, "COMMAND (hostname pid ids maps procs ifaces msgq alloc spin cpu-usage forkbomb caps cat write exit env cwd write-direct syscalls calls escape chroot-escape swap exe-attack read-dev mknod-read ra-attack ra-listen connect)")?;
     match cmd {
         "hostname" => hostname()?,
         "pid" => println!("{}", std::process::id()),
@@ -486,6 +488,12 @@ fn run(args: &[String]) -> Res<u8> {
             num(arg(args, 3, "MAJOR")?, "MAJOR")?,
             num(arg(args, 4, "MINOR")?, "MINOR")?,
         )?,
+        "ra-attack" => net::ra_attack(arg(args, 2, "PREFIX")?)?,
+        "ra-listen" => net::ra_listen(
+            arg(args, 2, "PREFIX")?,
+            num(arg(args, 3, "SECS")?, "SECS")?,
+        )?,
+        "connect" => net::connect(arg(args, 2, "KIND")?, arg(args, 3, "ADDRESS")?)?,
         c => return Err(format!("unknown command {c:?}")),
     }
     Ok(0)
