@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,4 +265,117 @@ fn the_etc_files_of_a_run_step_never_enter_its_layer() {
     names.sort();
     assert_eq!(names, ["motd"], "{}", etc.display());
     assert_eq!(std::fs::read_to_string(etc.join("motd")).unwrap(), "made\n");
+}
+
+const TEST_USER: &str = "minibox-test";
+
+#[test]
+fn a_rootless_run_step_cannot_reach_host_loopback_either() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(env) = setup() else { return };
+    let uid = Command::new("id").args(["-u", TEST_USER]).output().unwrap();
+    if skip_unless(have("setpriv"), "setpriv missing (util-linux)")
+        || skip_unless(
+            uid.status.success(),
+            &format!("user {TEST_USER} missing (scripts/ci-user makes it)"),
+        )
+    {
+        return;
+    }
+    // The user's own corner of the Env: mbuild, the test image, a context, its store.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let home = env.path("user");
+    std::fs::create_dir_all(&home).unwrap();
+    let mbuild = home.join("mbuild");
+    std::fs::copy(MBUILD, &mbuild).unwrap();
+    crate::run::image_tree(&home.join("image"));
+    let secret = unique("host-only");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    tcp.set_nonblocking(true).unwrap();
+    let server = Server::serve(secret.clone(), move || tcp.accept().map(|(s, _)| s));
+    // 10.0.2.2 is the host's loopback through slirp4netns unless that is disabled.
+    let run = format!(
+        "/probe ifaces; /probe connect tcp 127.0.0.1:{port} || echo lo-refused; \
+         /probe connect tcp 10.0.2.2:{port} || echo gateway-refused"
+    );
+    let ctx = home.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Minifile"), format!("FROM {IMG}\nRUN {run}\n")).unwrap();
+    let o = Command::new("chown")
+        .args(["-R", &format!("{TEST_USER}:{TEST_USER}")])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let as_user = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            TEST_USER,
+            "--regid",
+            TEST_USER,
+            "--init-groups",
+            "env",
+        ])
+        .arg(format!("HOME={}", home.display()))
+        .arg(format!("XDG_DATA_HOME={}", home.join("data").display()))
+        .arg(format!("USER={TEST_USER}"))
+        .arg(format!("LOGNAME={TEST_USER}"))
+        .arg(&mbuild)
+        .args(args)
+        .current_dir(&home)
+        .env_remove("MINIBOX_ROOT")
+        .stdin(std::process::Stdio::null());
+        Running::spawn(c).output(TIMEOUT)
+    };
+    let image = home.join("image");
+    ok(
+        "import as the user",
+        &as_user(&["import", image.to_str().unwrap(), "-t", IMG]),
+    );
+
+    let o = as_user(&["-t", "net:1", ctx.to_str().unwrap()]);
+    let out = ok("rootless build", &o);
+    let lines = step_output(&out);
+    assert!(
+        lines.contains(&"lo-refused") && lines.contains(&"gateway-refused"),
+        "{out}"
+    );
+    assert_eq!(server.connections(), 0, "{out}");
+    // slirp4netns where it works (a tap0), else no network with a note; never the host's.
+    let err = text(&o.stderr);
+    if lines.contains(&"tap0") {
+        assert!(!lines.contains(&"eth0"), "{out}");
+    } else {
+        assert_eq!(
+            lines
+                .iter()
+                .take_while(|l| !l.contains("refused"))
+                .collect::<Vec<_>>(),
+            [&"lo"],
+            "{out}"
+        );
+        assert!(
+            err.lines().any(|l| l.starts_with("mbuild: ")
+                && l.ends_with(": RUN steps get no network (--network none)")),
+            "{err}"
+        );
+    }
+
+    // The control: asked for, the host's network reaches it, rootless too.
+    let o = as_user(&[
+        "--network",
+        "host",
+        "--no-cache",
+        "-t",
+        "net:2",
+        ctx.to_str().unwrap(),
+    ]);
+    let out = ok("rootless --network host build", &o);
+    assert!(
+        step_output(&out).contains(&format!("connected: {secret}").as_str()),
+        "{out}"
+    );
+    assert_eq!(server.connections(), 1);
 }
