@@ -3,7 +3,7 @@
 //! must not clone or exec the container, nor write files inside its root: callers do that
 //! with what this module returns.
 //!
-//! # Use (what `mrun` calls, in order)
+//! # Use (what `mrun` and `mbuild` call, in order)
 //!
 //! ```text
 //! NetConfig::for_store(root) -> Result<NetConfig>          subnet from $MINIBOX_SUBNET or ROOT/network/subnet
@@ -11,7 +11,8 @@
 //!
 //! --net bridge (root):
 //!   attach(&cfg, id, pid) -> Result<Attachment>    after the clone (the netns exists), before the container
-//!                                                 is released to exec; pid = the container's init
+//!                                                 is released to exec; pid = the container's init;
+//!                                                 fails after cfg.lock_timeout naming a lock's holder
 //!   publish(&ports, att.ip) -> Result<Proxies>     in the process that waits for the container; drop it at exit
 //!   detach(&cfg, id) -> Result<()>                 at exit, `rm -f` and prune; idempotent, fine for long-dead containers
 //!   lease_of(&cfg, id) -> Option<Ipv4Addr>         leases(&cfg) -> Result<Vec<(Ipv4Addr, String)>>
@@ -20,7 +21,9 @@
 //!   slirp_available() -> bool
 //!   start_slirp(pid, &ports, run_dir) -> Result<Slirp>   drop it when the container exits
 //!
-//! Files for the container:
+//! Files for the container (mrun's monitor, and mbuild for each RUN step):
+//!   Etc { network, hostname, ip, add_hosts, dns }.files(read_host_file) -> [(name, text); 3]
+//!     hosts, hostname, resolv.conf, by these rules:
 //!   hosts(hostname, Some(att.ip) | None, &extra) -> String
 //!   resolv_conf(&host_resolv_conf, &dns, own_netns) -> String   (--net host: the host's file as is;
 //!                                                               slirp: dns = [SLIRP_DNS] unless --dns)
