@@ -49,6 +49,8 @@ struct State {
     /// ARGs declared in this stage, with their values.
     args: BTreeMap<String, String>,
     shell: Vec<String>,
+    /// The USER instruction in force, for errors about the user a RUN runs as.
+    user_at: Option<Located>,
 }
 
 impl State {
@@ -222,6 +224,7 @@ impl Builder<'_> {
             key: cache::key(&["FROM scratch"]),
             args: BTreeMap::new(),
             shell: vec!["/bin/sh".into(), "-c".into()],
+            user_at: None,
         };
         if from == "scratch" {
             return Ok(empty);
@@ -263,6 +266,7 @@ impl Builder<'_> {
             key: cache::key(&["FROM", img.manifest_desc.digest().as_ref()]),
             args: BTreeMap::new(),
             shell,
+            user_at: None,
         })
     }
 
@@ -382,6 +386,9 @@ impl Builder<'_> {
             }
             Instruction::User(u) => {
                 let u = self.expand(st, u, at)?;
+                // Names may come from a later RUN; numbers are checked now.
+                runner::config::check_user(&u).map_err(|e| self.err(at, &e.to_string()))?;
+                st.user_at = Some(at.clone());
                 let mut c = st.cfg();
                 c.set_user(Some(u.clone()));
                 st.set_cfg(c);
@@ -589,6 +596,28 @@ impl Builder<'_> {
         };
         let id = container::new_id();
         let hostname = id[..12].to_string();
+        let rootless = unsafe { libc::geteuid() } != 0;
+        let userns = rootless.then(runner::process::rootless_maps);
+        // The user is the USER instruction's: an error about it names that line.
+        let user = c.user().clone().unwrap_or_default();
+        runner::config::resolve_user(&user, &st.dirs)
+            .and_then(|(uid, gid, groups, _)| match &userns {
+                Some(m) => {
+                    let groups = (!runner::process::setgroups_denied(Some(m))).then_some(groups);
+                    runner::config::check_mapped(uid, gid, groups.as_deref(), m)
+                }
+                None => Ok(()),
+            })
+            .map_err(|e| match &st.user_at {
+                Some(u) => self.err(
+                    u,
+                    &format!(
+                        "{e} (step {}/{} {canonical} runs as this user)",
+                        self.step, self.steps
+                    ),
+                ),
+                None => self.err(at, &e.to_string()),
+            })?;
         let process = runner::config::process(Some(&env_cfg), &st.dirs, &hostname, &overrides)
             .map_err(|e| self.err(at, &e.to_string()))?;
         let pins: Vec<String> = st
@@ -646,7 +675,6 @@ impl Builder<'_> {
             let _ = layers::store::remove_all(&dir);
             return Err(e.into());
         }
-        let rootless = unsafe { libc::geteuid() } != 0;
         let spec = Spec {
             layers: st.dirs.clone(),
             dir: dir.clone(),
@@ -656,7 +684,7 @@ impl Builder<'_> {
             devices: vec![],
             read_only: false,
             network,
-            userns: rootless.then(runner::process::rootless_maps),
+            userns,
             limits: Default::default(),
             userxattr: rootless,
             caps: runner::child::DEFAULT_CAPS,

@@ -594,6 +594,11 @@ fn drop_privileges<'p, S: Sys>(sys: &S, p: &'p Command, sock: c_int) -> Result<(
     // The bounding set can only shrink while we still hold CAP_SETPCAP, so before the ids.
     sys.drop_bounding(p.caps, p.last_cap)
         .map_err(|e| fail(C_CAPS, e))?;
+    // (uid_t)-1 tells setresuid(2) and setresgid(2) to leave the id as it is: root. The
+    // parent refuses such ids (config::resolve_user); never rely on that alone.
+    if p.uid > crate::config::MAX_ID || p.gid > crate::config::MAX_ID {
+        return Err(fail(C_IDS, libc::EINVAL));
+    }
     sys.set_ids(p.uid, p.gid, p.groups.as_deref())
         .map_err(|e| fail(C_IDS, e))?;
     // Changing ids clears the parent-death signal (prctl(2)); set it again.
@@ -810,6 +815,26 @@ mod tests {
         assert!(calls
             .iter()
             .any(|c| c == "symlink <dev>/ptmx -> pts/ptmx" || c.contains("ptmx -> pts/ptmx")));
+    }
+
+    #[test]
+    fn an_id_of_minus_one_never_reaches_setresuid() {
+        let s = spec();
+        for (uid, gid) in [(u32::MAX, 0), (65534, u32::MAX)] {
+            let mut p = plan(&s);
+            p.cmd.uid = uid;
+            p.cmd.gid = gid;
+            let sys = Recording::default();
+            let f = become_command(&sys, &p.cmd, 99);
+            assert!(!f.exec && f.errno == libc::EINVAL, "{uid}:{gid}");
+            assert_eq!(f.what, C_IDS);
+            assert!(
+                !sys.calls().iter().any(|c| c.starts_with("ids ")),
+                "{:?}",
+                sys.calls()
+            );
+            assert!(!sys.calls().iter().any(|c| c.starts_with("execve")));
+        }
     }
 
     #[test]

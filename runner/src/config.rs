@@ -5,7 +5,7 @@
 //! mrun read a host file).
 
 use crate::error::{Error, IoContext, Result};
-use crate::spec::Process;
+use crate::spec::{IdMap, IdMaps, Process};
 use layers::oci_spec::image::Config;
 use std::fs;
 use std::path::PathBuf;
@@ -138,8 +138,51 @@ fn env_entry(e: &str) -> Option<String> {
     }
 }
 
+/// The highest uid or gid a process may take: (uid_t)-1 = 4294967295 means "leave
+/// unchanged" to setresuid(2), setresgid(2) and chown(2), so a user 4294967295 would stay
+/// root (runc and the moby user package refuse it too, with a narrower range).
+pub const MAX_ID: u32 = u32::MAX - 1;
+
+/// A uid or gid written as a number: Some(id) when in range, an error when out of it, None
+/// when `s` is not all digits (then it is a name). `what` is "uid" or "gid".
+fn numeric_id(s: &str, what: &str) -> std::result::Result<Option<u32>, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n <= MAX_ID as u64 => Ok(Some(n as u32)),
+        _ => Err(format!("{what} {s} is out of range (0 to {MAX_ID})")),
+    }
+}
+
+/// A numeric field of the image's /etc/passwd (`kind` "user") or /etc/group ("group"):
+/// in range, or an error naming the entry. A field that is no number at all counts as 0,
+/// as the gid field always did here.
+fn file_id(field: &str, what: &str, kind: &str, entry: &str) -> Result<u32> {
+    let file = if kind == "user" { "passwd" } else { "group" };
+    match numeric_id(field, what) {
+        Ok(n) => Ok(n.unwrap_or(0)),
+        Err(_) => Err(Error::invalid(format!(
+            "{kind} {entry:?}: {what} {field} in /etc/{file} is out of range (0 to {MAX_ID})"
+        ))),
+    }
+}
+
+/// Check what can be checked of a USER value before the image's files exist (a Minifile's
+/// USER, before a later RUN makes the user): its numeric parts are in range.
+pub fn check_user(user: &str) -> Result<()> {
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    for (part, what) in [(u, "uid"), (g, "gid")] {
+        numeric_id(part, what)
+            .map_err(|e| Error::invalid(format!("invalid user {user:?}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// `""`, `uid`, `uid:gid`, `name`, `name:group` -> (uid, gid, supplementary gids, home).
+/// Every id, given or read from the image's files, is in 0..=MAX_ID.
 pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32>, String)> {
+    check_user(user)?;
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -161,6 +204,8 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
         .map(|l| l.split(':').collect::<Vec<_>>())
         .filter(|f| f.len() >= 4)
         .collect();
+    let pw_gid = |f: &[&str]| file_id(f[3], "gid", "user", f[0]);
+    let gr_gid = |f: &[&str]| file_id(f[2], "gid", "group", f[0]);
 
     let (uid, mut gid, name, home) = if u.is_empty() {
         let root = pw.iter().find(|f| f[2] == "0");
@@ -170,9 +215,9 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
             root.map(|f| f[0].to_string()),
             root.map_or("/root".to_string(), |f| f[5].to_string()),
         )
-    } else if let Ok(n) = u.parse::<u32>() {
+    } else if let Ok(Some(n)) = numeric_id(u, "uid") {
         let e = pw.iter().find(|f| f[2] == u);
-        let gid = e.and_then(|f| f[3].parse().ok()).unwrap_or(0);
+        let gid = e.map(|f| pw_gid(f)).transpose()?.unwrap_or(0);
         (
             n,
             gid,
@@ -185,39 +230,102 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
                 "unable to find user {u}: no matching entries in passwd file"
             ))
         })?;
-        let uid = e[2].parse().map_err(|_| {
-            Error::invalid(format!("passwd entry for {u} has a bad uid {:?}", e[2]))
-        })?;
-        let gid = e[3].parse().unwrap_or(0);
-        (uid, gid, Some(u.to_string()), e[5].to_string())
+        if numeric_id(e[2], "uid").is_ok_and(|n| n.is_none()) {
+            return Err(Error::invalid(format!(
+                "passwd entry for {u} has a bad uid {:?}",
+                e[2]
+            )));
+        }
+        let uid = file_id(e[2], "uid", "user", u)?;
+        (uid, pw_gid(e)?, Some(u.to_string()), e[5].to_string())
     };
     if let Some(g) = g {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => gr
-                .iter()
-                .find(|f| f[0] == g)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
+        gid = match numeric_id(g, "gid") {
+            Ok(Some(n)) => n,
+            _ => {
+                let e = gr.iter().find(|f| f[0] == g).ok_or_else(|| {
                     Error::invalid(format!(
                         "unable to find group {g}: no matching entries in group file"
                     ))
-                })?,
+                })?;
+                gr_gid(e)?
+            }
         };
     }
     let mut groups = Vec::new();
     if let (Some(name), None) = (&name, g) {
         for f in &gr {
             if f[3].split(',').any(|m| m == name) {
-                if let Ok(n) = f[2].parse::<u32>() {
-                    if n != gid && !groups.contains(&n) {
-                        groups.push(n);
-                    }
+                let n = gr_gid(f)?;
+                if n != gid && !groups.contains(&n) {
+                    groups.push(n);
                 }
             }
         }
     }
     Ok((uid, gid, groups, home))
+}
+
+/// Check that the process's ids exist in the user namespace `maps` describes: setresuid(2)
+/// and setgroups(2) would fail with EINVAL after the setup; here the user gets a line
+/// naming the id. `groups` are the supplementary ids that will be set (None: none are).
+pub fn check_mapped(uid: u32, gid: u32, groups: Option<&[u32]>, maps: &IdMaps) -> Result<()> {
+    let mapped = |id: u32, m: &[IdMap]| {
+        m.iter()
+            .any(|r| id >= r.inside && (id - r.inside) < r.count)
+    };
+    let ranges = |m: &[IdMap]| {
+        m.iter()
+            .map(|r| match r.count {
+                1 => r.inside.to_string(),
+                c => format!("{}-{}", r.inside, r.inside as u64 + c as u64 - 1),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ids = std::iter::once(("uid", uid, &maps.uid))
+        .chain(std::iter::once(("gid", gid, &maps.gid)))
+        .chain(
+            groups
+                .unwrap_or_default()
+                .iter()
+                .map(|&g| ("gid", g, &maps.gid)),
+        );
+    for (what, id, m) in ids {
+        if !mapped(id, m) {
+            return Err(Error::invalid(format!(
+                "{what} {id} is not mapped in the container's user namespace (mapped {what}s: {})",
+                ranges(m)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The id maps of process `pid`'s user namespace (/proc/PID/uid_map and gid_map).
+pub fn read_id_maps(pid: i32) -> Result<IdMaps> {
+    let read = |name: &str| -> Result<Vec<IdMap>> {
+        let p = format!("/proc/{pid}/{name}");
+        let text = fs::read_to_string(&p).ctx("read", &p)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                (f.len() == 3).then(|| IdMap {
+                    inside: f[0],
+                    outside: f[1],
+                    count: f[2],
+                })
+            })
+            .collect())
+    };
+    Ok(IdMaps {
+        uid: read("uid_map")?,
+        gid: read("gid_map")?,
+    })
 }
 
 #[cfg(test)]
@@ -349,5 +457,86 @@ mod tests {
                 .3,
             "/newroot"
         );
+    }
+
+    #[test]
+    fn ids_out_of_range_are_refused_wherever_they_come_from() {
+        let base = layer_with(&[
+            (
+                "etc/passwd",
+                "root:x:0:0:root:/root:/bin/sh\nbad:x:4294967295:0::/:/bin/sh\n\
+                 badgid:x:7:4294967295::/:/bin/sh\nm:x:8:8::/:/bin/sh\n\
+                 huge:x:99999999999:0::/:/bin/sh\n",
+            ),
+            ("etc/group", "root:x:0:\nevil:x:4294967295:m\n"),
+        ]);
+        let layers = vec![base.path().to_path_buf()];
+        let err = |u: &str| resolve_user(u, &layers).unwrap_err().to_string();
+        // (uid_t)-1 would leave the process root (setresuid(2)).
+        assert_eq!(
+            err("4294967295"),
+            "invalid user \"4294967295\": uid 4294967295 is out of range (0 to 4294967294)"
+        );
+        assert_eq!(
+            err("65534:4294967295"),
+            "invalid user \"65534:4294967295\": gid 4294967295 is out of range (0 to 4294967294)"
+        );
+        assert!(err("4294967296").contains("uid 4294967296 is out of range"));
+        assert_eq!(
+            err("bad"),
+            "user \"bad\": uid 4294967295 in /etc/passwd is out of range (0 to 4294967294)"
+        );
+        assert!(err("huge").contains("user \"huge\": uid 99999999999 in /etc/passwd"));
+        assert!(err("badgid").contains("user \"badgid\": gid 4294967295 in /etc/passwd"));
+        assert!(err("7").contains("user \"badgid\": gid 4294967295 in /etc/passwd"));
+        assert!(err("0:evil").contains("group \"evil\": gid 4294967295 in /etc/group"));
+        assert!(err("m").contains("group \"evil\": gid 4294967295 in /etc/group"));
+        // The top of the range is fine; an explicit group skips the membership list.
+        assert_eq!(
+            resolve_user("4294967294:4294967294", &layers).unwrap(),
+            (4294967294, 4294967294, vec![], "/".into())
+        );
+        assert_eq!(resolve_user("m:0", &layers).unwrap().2, Vec::<u32>::new());
+        assert!(check_user("app:staff").is_ok());
+        assert!(check_user("4294967295:staff").is_err());
+    }
+
+    #[test]
+    fn ids_must_be_mapped_in_the_user_namespace() {
+        let maps = IdMaps {
+            uid: vec![
+                IdMap {
+                    inside: 0,
+                    outside: 1000,
+                    count: 1,
+                },
+                IdMap {
+                    inside: 1,
+                    outside: 100000,
+                    count: 65536,
+                },
+            ],
+            gid: vec![IdMap {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            }],
+        };
+        assert!(check_mapped(0, 0, None, &maps).is_ok());
+        assert!(check_mapped(65536, 0, Some(&[]), &maps).is_ok());
+        assert_eq!(
+            check_mapped(65537, 0, None, &maps).unwrap_err().to_string(),
+            "uid 65537 is not mapped in the container's user namespace (mapped uids: 0, 1-65536)"
+        );
+        assert!(check_mapped(0, 1, None, &maps)
+            .unwrap_err()
+            .to_string()
+            .starts_with("gid 1 is not mapped"));
+        assert!(check_mapped(0, 0, Some(&[5]), &maps)
+            .unwrap_err()
+            .to_string()
+            .starts_with("gid 5 is not mapped"));
+        let me = read_id_maps(std::process::id() as i32).unwrap();
+        assert!(!me.uid.is_empty() && !me.gid.is_empty());
     }
 }

@@ -236,17 +236,21 @@ pub fn start(spec: &Spec, opts: &RunOptions, how: Start<'_>) -> Result<Started> 
         .and_then(|n| n.to_str())
         .unwrap_or("container")
         .to_string();
+    let groups = if process::setgroups_denied(spec.userns.as_ref()) {
+        None
+    } else {
+        Some(spec.process.groups.clone())
+    };
+    if let Some(maps) = &spec.userns {
+        let p = &spec.process;
+        crate::config::check_mapped(p.uid, p.gid, groups.as_deref(), maps)?;
+    }
     let links = prepare(spec)?;
     let (cgroup, cgroupfs) = match make_cgroup(spec, &id, opts)? {
         Some((c, m)) => (Some(c), m),
         None => (None, vec![]),
     };
     let rootfs = Rootfs::plan(spec, &spec.dir.join("l"), &links, &cgroupfs)?;
-    let groups = if process::setgroups_denied(spec.userns.as_ref()) {
-        None
-    } else {
-        Some(spec.process.groups.clone())
-    };
     let mut plan = Plan::new(
         rootfs,
         cstr(&spec.hostname)?,

@@ -140,6 +140,10 @@ pub fn exec(c: &Container, args: &[String], o: &ExecOptions) -> Result<Exit> {
     // Without a user namespace of its own setgroups is allowed; a rootless container's
     // says deny (see process::write_id_maps).
     let groups = (!cfg.userns || unsafe { libc::geteuid() } == 0).then_some(groups);
+    if cfg.userns {
+        let maps = config::read_id_maps(c.state.pid)?;
+        config::check_mapped(uid, gid, groups.as_deref(), &maps)?;
+    }
     let mut cmd = Command::new(
         (uid, gid, groups),
         if cfg.caps == 0 {

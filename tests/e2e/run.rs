@@ -992,18 +992,18 @@ exit $st"#;
 // ---------------------------------------------------------------------------------------
 // Rootless
 
-const TEST_USER: &str = "minibox-test";
+pub(crate) const TEST_USER: &str = "minibox-test";
 
 /// The unprivileged test user (made by scripts/ci-user) with a directory it owns inside
 /// the test's Env, holding copies of the binaries and its store.
-struct User {
+pub(crate) struct User {
     uid: u32,
     gid: u32,
     dir: PathBuf,
     mrun: PathBuf,
 }
 
-fn user_entry(name: &str) -> Option<(u32, u32)> {
+pub(crate) fn user_entry(name: &str) -> Option<(u32, u32)> {
     let c = std::ffi::CString::new(name).unwrap();
     let pw = unsafe { libc::getpwnam(c.as_ptr()) };
     (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
@@ -1020,7 +1020,7 @@ fn chown_r(p: &Path, uid: u32, gid: u32) {
 }
 
 impl User {
-    fn setup(env: &Env) -> Option<User> {
+    pub(crate) fn setup(env: &Env) -> Option<User> {
         if skip_unless(
             is_root(),
             "the rootless tests switch to the test user, which needs root",
@@ -1099,7 +1099,7 @@ impl User {
     }
 
     /// `mrun --rm --net none args...` as the user (the network default has its own test).
-    fn mrun(&self, args: &[&str]) -> Output {
+    pub(crate) fn mrun(&self, args: &[&str]) -> Output {
         let mut c = self.cmd(&self.mrun);
         c.args(["--rm", "--net", "none"]).args(args);
         run_cmd(c)

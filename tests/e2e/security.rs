@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod ids;
 mod seccomp;
 
 /// busybox applets the attacks use beyond those of the test image.
