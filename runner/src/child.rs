@@ -358,18 +358,22 @@ fn remount<'p, S: Sys>(
     extra: u64,
 ) -> Result<(), Failure<'p>> {
     let fd = open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
-    let p = FdPath::new(fd);
-    let r = sys.mount_flags(fd).and_then(|locked| {
-        sys.mount(
-            None,
-            p.as_cstr(),
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | extra | locked,
-            None,
-        )
-    });
+    let r = remount_fd(sys, fd, extra);
     sys.close(fd);
     r.map_err(|e| fail(what, e))
+}
+
+/// Remount the mount `fd` is on (MS_REMOUNT|MS_BIND: that mount only) with `extra`.
+fn remount_fd<S: Sys>(sys: &S, fd: c_int, extra: u64) -> SysResult {
+    let p = FdPath::new(fd);
+    let locked = sys.mount_flags(fd)?;
+    sys.mount(
+        None,
+        p.as_cstr(),
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | extra | locked,
+        None,
+    )
 }
 
 fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Failure<'p>> {
@@ -382,6 +386,7 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
             data,
             target,
             remount: extra,
+            recursive_ro,
         } => {
             let fd =
                 open_in_root(sys, root, target, target.steps.len()).map_err(|e| fail(what, e))?;
@@ -394,9 +399,25 @@ fn run_step<'p, S: Sys>(sys: &S, root: c_int, step: &'p Step) -> Result<(), Fail
             );
             sys.close(fd);
             r.map_err(|e| fail(what, e))?;
-            if *extra != 0 {
-                // The fd opened before the mount names the directory under it: open again.
-                remount(sys, root, what, target, *extra)?;
+            if *extra != 0 || recursive_ro.is_some() {
+                // The fd opened before the mount names the directory under it: open again,
+                // for the new mount itself.
+                let fd = open_in_root(sys, root, target, target.steps.len())
+                    .map_err(|e| fail(what, e))?;
+                let r = match recursive_ro {
+                    // Every mount the bind brought along, not only its top (the remount
+                    // below changes one mount: mount(2), MS_REMOUNT|MS_BIND).
+                    Some(msg) => sys
+                        .mount_setattr(fd, libc::MOUNT_ATTR_RDONLY, true)
+                        .map_err(|e| fail(msg, e)),
+                    None => Ok(()),
+                }
+                .and_then(|()| match *extra {
+                    0 => Ok(()),
+                    x => remount_fd(sys, fd, x).map_err(|e| fail(what, e)),
+                });
+                sys.close(fd);
+                r?;
             }
         }
         Step::RemountRo { what, target } => make_read_only(sys, root, what, target)?,
@@ -805,16 +826,60 @@ mod tests {
             positions.windows(2).all(|w| w[0] < w[1]),
             "out of order: {order:?} at {positions:?}\n{calls:#?}"
         );
-        // The ro volume is remounted read-only on the mount, keeping locked flags.
+        // The ro volume is made read-only with every mount below it (Docker's rro), on the
+        // new mount (opened again after the bind), then remounted read-only and nodev,
+        // keeping locked flags.
         let data = pos("mount /srv/data <");
+        assert_eq!(
+            calls[data + 1],
+            "mount_setattr </s/containers/c1/merged/data> set 0x1 recursive"
+        );
         assert!(
-            calls[data + 1].starts_with("mount - <") && calls[data + 1].contains("0x1027"),
+            calls[data + 2].starts_with("mount - <") && calls[data + 2].contains("0x1027"),
             "{}",
-            calls[data + 1]
+            calls[data + 2]
+        );
+        // Nothing else is made recursively read-only.
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.starts_with("mount_setattr"))
+                .count(),
+            1
         );
         assert!(calls
             .iter()
             .any(|c| c == "symlink <dev>/ptmx -> pts/ptmx" || c.contains("ptmx -> pts/ptmx")));
+    }
+
+    #[test]
+    fn a_kernel_without_mount_setattr_refuses_ro_volumes() {
+        let s = spec();
+        let p = plan(&s);
+        let sys = Recording::default();
+        sys.mount_setattr_fails.set(Some(libc::ENOSYS));
+        // The parent's check, before anything is made.
+        let e = crate::rootfs::check_recursive_ro(&sys)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mount_setattr(2), Linux 5.12 or later): function not implemented"),
+            "{e}"
+        );
+        // The child, should a caller skip that check: it stops at the volume.
+        let f = setup(&sys, &p, 99);
+        assert!(!f.exec && f.errno == libc::ENOSYS);
+        assert_eq!(
+            f.what.to_str().unwrap(),
+            "make /data read-only with the mounts below it"
+        );
+        let calls = sys.calls();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("pivot_root")),
+            "{calls:#?}"
+        );
+        // Where the call exists, fd -1 gives EBADF: supported.
+        assert!(crate::rootfs::check_recursive_ro(&Recording::default()).is_ok());
     }
 
     #[test]

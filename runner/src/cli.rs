@@ -546,6 +546,12 @@ fn volume(v: &str) -> Result<Mount> {
             "invalid volume specification: {v:?}: both paths must be absolute"
         )));
     }
+    // Docker 25's `:ro` is recursive where the kernel can do it; here it must be, or the
+    // volume is refused before anything is made (Docker's `rro`).
+    if readonly {
+        crate::rootfs::check_recursive_ro(&crate::syscall::Linux)
+            .map_err(|e| Error::invalid(format!("-v {v}: {e}")))?;
+    }
     let source = PathBuf::from(host);
     if !source.exists() {
         // Docker creates a missing host directory for -v.

@@ -39,6 +39,10 @@ pub trait Sys {
     /// The mount flags (MS_*) of the mount `fd` is on: a read-only remount must repeat the
     /// ones the kernel locked (nosuid, nodev, noexec) or it fails with EPERM.
     fn mount_flags(&self, fd: c_int) -> SysResult<u64>;
+    /// mount_setattr(2) on the mount `fd` (an O_PATH fd of its root) is on: set
+    /// `attr_set` (MOUNT_ATTR_*), on every mount below it too when `recursive`
+    /// (AT_RECURSIVE). ENOSYS before Linux 5.12.
+    fn mount_setattr(&self, fd: c_int, attr_set: u64, recursive: bool) -> SysResult;
     /// Bring the loopback interface up (SIOCSIFFLAGS).
     fn loopback_up(&self) -> SysResult;
     /// Drop every capability not in `keep` from the bounding set; clear the ambient set.
@@ -202,6 +206,34 @@ impl Sys for Linux {
             | libc::MS_NODIRATIME
             | libc::MS_RELATIME;
         Ok(st.f_flag & known)
+    }
+    fn mount_setattr(&self, fd: c_int, attr_set: u64, recursive: bool) -> SysResult {
+        // struct mount_attr (mount_setattr(2)).
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let attr = MountAttr {
+            attr_set,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+        // SAFETY: an empty C string and `attr`, of the size passed, valid for the call.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd,
+                c"".as_ptr(),
+                flags,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        } as c_int)
     }
     fn loopback_up(&self) -> SysResult {
         let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -452,6 +484,8 @@ pub struct Recording {
     /// Paths (relative to the root fd) that do not exist yet: openat2 fails with ENOENT
     /// until mkdirat creates them.
     pub missing: std::cell::RefCell<Vec<String>>,
+    /// What mount_setattr fails with (ENOSYS: a kernel before 5.12); None: it works.
+    pub mount_setattr_fails: std::cell::Cell<Option<i32>>,
 }
 
 #[cfg(test)]
@@ -590,6 +624,22 @@ impl Sys for Recording {
     fn close(&self, _fd: c_int) {}
     fn mount_flags(&self, _fd: c_int) -> SysResult<u64> {
         Ok(libc::MS_NOSUID | libc::MS_NODEV)
+    }
+    fn mount_setattr(&self, fd: c_int, attr_set: u64, recursive: bool) -> SysResult {
+        let at = if fd < 0 {
+            format!("fd{fd}")
+        } else {
+            format!("<{}>", self.path_of(fd))
+        };
+        self.calls.borrow_mut().push(format!(
+            "mount_setattr {at} set {attr_set:#x}{}",
+            if recursive { " recursive" } else { "" }
+        ));
+        match self.mount_setattr_fails.get() {
+            Some(e) => Err(e),
+            None if fd < 0 => Err(libc::EBADF),
+            None => Ok(()),
+        }
     }
     fn loopback_up(&self) -> SysResult {
         self.calls.borrow_mut().push("loopback up".into());

@@ -24,6 +24,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod ids;
+mod rro;
 mod seccomp;
 
 /// busybox applets the attacks use beyond those of the test image.
