@@ -1138,11 +1138,17 @@ impl Drop for Signals {
 /// Run a RUN step's container to its end. A cancelling signal meanwhile SIGKILLs it: its
 /// PID 1, mostly a shell, never gets a signal it has no handler for (pid_namespaces(7)), so
 /// passing SIGINT on would leave the build hanging. Returns the outcome and that signal.
+///
+/// Its stdin is /dev/null (a RUN step has none, as with BuildKit); its stdout and stderr
+/// are ours, except that a terminal of ours is relayed through a pipe: the step must not
+/// be able to change the terminal's settings (runner::tty::PipedStdio).
 fn run_container(
     spec: &Spec,
     signals: &Signals,
     wire: &mut dyn FnMut(i32) -> runner::Result<()>,
 ) -> runner::Result<(Outcome, Option<c_int>)> {
+    let mut stdio = runner::tty::PipedStdio::new(false, false)
+        .map_err(|e| runner::Error::Sys("set up the step's stdio", e))?;
     let started = container::start(
         spec,
         &RunOptions {
@@ -1152,9 +1158,47 @@ fn run_container(
         },
         Start {
             before_release: Some(wire),
+            stdio: stdio.fds,
             ..Start::default()
         },
     )?;
+    let child = &started.child;
+    // Each ends at EOF, which the end of the step's PID namespace brings.
+    let relays = (|| {
+        stdio.started()?;
+        let mut relays = Vec::new();
+        for (ours, from) in [1, 2].into_iter().zip(std::mem::take(&mut stdio.outputs)) {
+            if let Some(from) = from {
+                // SAFETY: our own fd 1 or 2, open for the life of the process.
+                let to =
+                    unsafe { std::os::fd::BorrowedFd::borrow_raw(ours) }.try_clone_to_owned()?;
+                relays.push(runner::tty::pump(from, to)?);
+            }
+        }
+        Ok(relays)
+    })();
+    let relays = match relays {
+        Ok(r) => r,
+        Err(e) => {
+            child.kill(libc::SIGKILL);
+            let _ = child.wait(false);
+            return Err(runner::Error::Sys("relay the step's output", e));
+        }
+    };
+    let done = run_to_end(&started, signals);
+    for r in relays {
+        let _ = r.join();
+    }
+    let (exit, cancel) = done?;
+    Ok((started.finish(exit)?, cancel))
+}
+
+/// Wait for the step's container, SIGKILLing it on a cancelling signal (see
+/// `run_container`); returns how it ended and that signal.
+fn run_to_end(
+    started: &container::Started,
+    signals: &Signals,
+) -> runner::Result<(runner::process::Exit, Option<c_int>)> {
     let child = &started.child;
     let mut cancel = None;
     loop {
@@ -1184,8 +1228,7 @@ fn run_container(
             }
         }
         if fds[0].revents & libc::POLLIN != 0 {
-            let exit = child.reap()?;
-            return Ok((started.finish(exit)?, cancel));
+            return Ok((child.reap()?, cancel));
         }
     }
 }

@@ -156,9 +156,18 @@ pub fn exec(c: &Container, args: &[String], o: &ExecOptions) -> Result<Exit> {
         args.iter().map(cstr).collect::<Result<_>>()?,
         env.iter().map(cstr).collect::<Result<_>>()?,
     );
-    let devnull = File::open("/dev/null").ctx("open", "/dev/null")?;
-    if !o.interactive {
-        cmd.stdio[0] = devnull.as_raw_fd();
+    // Without -t, pipes wherever ours are terminals (see tty::PipedStdio); with -t the
+    // command's own terminal takes fds 0-2.
+    let mut stdio = if o.tty {
+        None
+    } else {
+        Some(
+            crate::tty::PipedStdio::new(o.interactive, false)
+                .map_err(|e| Error::Sys("set up the command's stdio", e))?,
+        )
+    };
+    if let Some(s) = &stdio {
+        cmd.stdio = s.fds;
     }
     cmd.pty = o.tty;
     // The container's own confinement, as runc's exec gives it.
@@ -175,16 +184,26 @@ pub fn exec(c: &Container, args: &[String], o: &ExecOptions) -> Result<Exit> {
         Ok(())
     })
     .map_err(|e| e.with_command(&args[0]))?;
-    drop(devnull);
     drop(trampoline);
-    let exit = match joined.pty {
-        Some(master) => crate::monitor::watch_terminal(
+    let readers = match stdio.as_mut() {
+        Some(s) => {
+            s.started()
+                .map_err(|e| Error::Sys("relay the command's stdin", e))?;
+            std::mem::take(&mut s.outputs)
+        }
+        None => [None, None],
+    };
+    let exit = match (joined.pty, readers) {
+        (Some(master), _) => crate::monitor::watch_terminal(
             &joined.helper,
             joined.command.as_ref(),
             master,
             o.interactive,
         )?,
-        None => joined.helper.wait_forwarding(joined.command.as_ref())?,
+        (None, [None, None]) => joined.helper.wait_forwarding(joined.command.as_ref())?,
+        (None, readers) => {
+            crate::monitor::watch_output(&joined.helper, joined.command.as_ref(), readers)?
+        }
     };
     Ok(exit)
 }

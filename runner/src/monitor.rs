@@ -17,7 +17,7 @@ use std::ffi::c_int;
 use std::fs::{self, File};
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Everything mrun prepared for the container.
@@ -100,16 +100,6 @@ impl Log {
         // A full disk loses log lines, never the container.
         let _ = self.file.write_all(line.as_bytes());
     }
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::last_os("pipe"));
-    }
-    // SAFETY: both new and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 fn write_etc_files(l: &Launch, ip: Option<std::net::Ipv4Addr>) -> Result<()> {
@@ -195,23 +185,16 @@ fn supervise(l: &Launch, mode: &Mode, st: &mut State) -> Result<Outcome> {
     let known_ip = (l.spec.network == Network::Slirp).then_some(net::SLIRP_GUEST);
     write_etc_files(l, known_ip)?;
 
-    let devnull = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| Error::Sys("open /dev/null", e))?;
-    let mut stdio = [-1; 3];
-    if !(fg && cfg.interactive) {
-        stdio[0] = devnull.as_raw_fd();
-    }
-    let mut pipes = None;
-    if logging && !tty {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        stdio[1] = out_w.as_raw_fd();
-        stdio[2] = err_w.as_raw_fd();
-        pipes = Some(([out_r, err_r], [out_w, err_w]));
-    }
+    // Without -t, pipes wherever ours are terminals (and for logged output); with -t the
+    // container's own terminal takes fds 0-2.
+    let mut stdio = if tty {
+        None
+    } else {
+        Some(
+            tty::PipedStdio::new(fg && cfg.interactive, logging)
+                .map_err(|e| Error::Sys("set up the container's stdio", e))?,
+        )
+    };
 
     // Made before the start, so `mrun logs` right after `mrun -d` finds it.
     let log = if logging {
@@ -249,17 +232,20 @@ fn supervise(l: &Launch, mode: &Mode, st: &mut State) -> Result<Outcome> {
             warn: if fg { warn_stderr } else { |_| {} },
         },
         Start {
-            stdio,
+            stdio: stdio.as_ref().map_or([-1; 3], |s| s.fds),
             pty: tty,
             init: cfg.init,
             before_release: Some(&mut wire),
         },
     )?;
-    let readers = pipes.map(|(r, w)| {
-        drop(w);
-        r
-    });
-    drop(devnull);
+    let readers = match stdio.as_mut() {
+        Some(s) => {
+            s.started()
+                .map_err(|e| Error::Sys("relay the container's stdin", e))?;
+            std::mem::take(&mut s.outputs)
+        }
+        None => [None, None],
+    };
 
     st.status = Status::Running;
     st.pid = started.child.pid;
@@ -290,24 +276,37 @@ fn supervise(l: &Launch, mode: &Mode, st: &mut State) -> Result<Outcome> {
                 false,
             )?
         }
-        (None, Some(readers)) => watch_pipes(&started.child, readers, log, fg)?,
-        (None, None) => started.child.wait(fg)?,
+        (None, [None, None]) => started.child.wait(fg)?,
+        (None, readers) => watch_pipes(&started.child, Some(&started.child), readers, log, fg)?,
     };
     drop(proxies);
     drop(slirp);
     started.finish(exit)
 }
 
-/// Wait for the container, writing what it prints to the log (and to our stdout/stderr in
-/// the foreground), forwarding our signals in the foreground.
+/// `mrun exec` without -t: wait for `waited`, its output on `readers` (see
+/// `tty::PipedStdio`) copied to ours, our signals passed to `target`.
+pub(crate) fn watch_output(
+    waited: &process::Child,
+    target: Option<&process::Child>,
+    readers: [Option<OwnedFd>; 2],
+) -> Result<Exit> {
+    watch_pipes(waited, target, readers, None, true)
+}
+
+/// Wait for `child`, writing what it prints on the pipes `readers` (stdout, stderr; None
+/// for one not piped) to the log and, in the foreground, to our stdout and stderr; our
+/// signals go to `target`.
 fn watch_pipes(
     child: &process::Child,
-    readers: [OwnedFd; 2],
+    target: Option<&process::Child>,
+    readers: [Option<OwnedFd>; 2],
     mut log: Option<Log>,
     fg: bool,
 ) -> Result<Exit> {
     let sigfd = Some(process::signalfd()?);
-    let mut open = [true, true];
+    let mut open = [readers[0].is_some(), readers[1].is_some()];
+    let raw = |s: usize| readers[s].as_ref().map_or(-1, |r| r.as_raw_fd());
     let mut exit = None;
     let mut drain_deadline = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -317,8 +316,8 @@ fn watch_pipes(
         }
         let mut fds = [
             pollfd(child.pidfd().as_raw_fd(), exit.is_none()),
-            pollfd(readers[0].as_raw_fd(), open[0]),
-            pollfd(readers[1].as_raw_fd(), open[1]),
+            pollfd(raw(0), open[0]),
+            pollfd(raw(1), open[1]),
             pollfd(sigfd.as_ref().map_or(-1, |f| f.as_raw_fd()), exit.is_none()),
         ];
         // Once the process is gone the rest of its PID namespace is too, so the pipes reach
@@ -342,8 +341,8 @@ fn watch_pipes(
             return Err(Error::last_os("poll"));
         }
         for s in 0..2 {
-            if fds[1 + s].revents != 0 {
-                let n = read_some(readers[s].as_fd(), &mut buf);
+            if let (Some(r), true) = (&readers[s], fds[1 + s].revents != 0) {
+                let n = read_some(r.as_fd(), &mut buf);
                 if n == 0 {
                     open[s] = false;
                     continue;
@@ -359,7 +358,9 @@ fn watch_pipes(
         }
         if fds[3].revents & libc::POLLIN != 0 {
             if let Some(sig) = sigfd.as_ref().and_then(|f| process::read_signal(f.as_fd())) {
-                child.kill(sig);
+                if let Some(t) = target {
+                    t.kill(sig);
+                }
             }
         }
         if fds[0].revents & libc::POLLIN != 0 {
@@ -506,7 +507,7 @@ fn watch_tty(
 /// For `mrun -d`: fork the monitor, which runs the container; here, wait until it says the
 /// command runs (then return the id) or failed (then return its error).
 pub fn detach(store: &Store, l: Launch) -> Result<()> {
-    let (r, w) = pipe()?;
+    let (r, w) = tty::pipe().map_err(|e| Error::Sys("pipe", e))?;
     // SAFETY: mrun is single-threaded here (no thread was started before), so the child
     // may go on running Rust code.
     let pid = unsafe { libc::fork() };

@@ -26,6 +26,9 @@
 //! - [`Sink`]: the output callback; [`sink`]`(w)` makes one that writes and flushes to `w`.
 //! - [`pump`]`(from, to)`: a thread copying a plain fd to another until EOF, then closing
 //!   `to` (`-i` without `-t`).
+//! - [`PipedStdio`]: fds 0-2 for a process without `-t`: each of ours that is a terminal
+//!   becomes a pipe ([`PipedStdio::started`] pumps stdin into its pipe; the caller relays
+//!   [`PipedStdio::outputs`]), so the container never holds the caller's terminal.
 //!
 //! # Integration
 //!
@@ -505,6 +508,84 @@ pub fn pump(from: OwnedFd, to: OwnedFd) -> io::Result<JoinHandle<()>> {
             }
         }
     })
+}
+
+/// fds 0, 1 and 2 for a process without a terminal of its own (no `-t`). Docker gives such
+/// a container pipes, never the caller's terminal: with it, the container could change the
+/// terminal's settings for good (`stty -echo` outlives it) or, as the terminal's reader,
+/// take what the user types next. So each of ours that is a terminal is replaced by a pipe
+/// (stdin pumped into it by [`PipedStdio::started`], stdout and stderr relayed by the
+/// caller from [`PipedStdio::outputs`]); anything else (a file, a pipe, /dev/null) is
+/// handed over as it is, which costs nothing and keeps `mrun ... > file` direct.
+pub struct PipedStdio {
+    /// What the process's fds 0, 1 and 2 become; -1 keeps ours.
+    pub fds: [c_int; 3],
+    /// Read ends of its stdout and stderr pipes (None: passed through), for the caller to
+    /// copy to our fds 1 and 2 until EOF.
+    pub outputs: [Option<OwnedFd>; 2],
+    /// Its ends, which we close once it started (so its exit is the pipes' EOF).
+    theirs: Vec<OwnedFd>,
+    /// (a dup of our stdin, the write end of its stdin pipe) for the pump.
+    input: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl PipedStdio {
+    /// `keep_stdin`: stdin stays open (`-i`), else the process reads /dev/null.
+    /// `pipe_outputs`: stdout and stderr are pipes whatever ours are (its output is logged).
+    pub fn new(keep_stdin: bool, pipe_outputs: bool) -> io::Result<PipedStdio> {
+        use std::io::IsTerminal;
+        let mut s = PipedStdio {
+            fds: [-1; 3],
+            outputs: [None, None],
+            theirs: Vec::new(),
+            input: None,
+        };
+        if !keep_stdin {
+            let null = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            s.fds[0] = null.as_raw_fd();
+            s.theirs.push(null.into());
+        } else if io::stdin().is_terminal() {
+            let (r, w) = pipe()?;
+            s.fds[0] = r.as_raw_fd();
+            s.theirs.push(r);
+            s.input = Some((io::stdin().as_fd().try_clone_to_owned()?, w));
+        }
+        let ours = [io::stdout().is_terminal(), io::stderr().is_terminal()];
+        for (i, terminal) in ours.into_iter().enumerate() {
+            if pipe_outputs || terminal {
+                let (r, w) = pipe()?;
+                s.fds[i + 1] = w.as_raw_fd();
+                s.theirs.push(w);
+                s.outputs[i] = Some(r);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Once the process runs (it has its own copies): close ours of its ends, and start
+    /// copying our stdin into its pipe; EOF on ours (^D) closes the pipe, its EOF.
+    pub fn started(&mut self) -> io::Result<()> {
+        self.theirs.clear();
+        if let Some((from, to)) = self.input.take() {
+            // Not joined: it may wait in read(2) on our terminal for as long as we live.
+            pump(from, to)?;
+        }
+        Ok(())
+    }
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Spawn a thread with every signal blocked, so process-directed signals go to the thread

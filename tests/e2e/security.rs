@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 mod ids;
 mod rro;
 mod seccomp;
+mod tty;
 
 /// busybox applets the attacks use beyond those of the test image.
 const MORE_APPLETS: [&str; 7] = ["ln", "rm", "mv", "chmod", "printf", "mkfifo", "mknod"];
