@@ -33,6 +33,9 @@ pub enum Error {
     BadFile { path: String, reason: String },
     #[error("{0}")]
     Json(String),
+    /// A store another user could change (see `store::check_owned`).
+    #[error("store {root}: {reason}")]
+    UnsafeStore { root: String, reason: String },
 }
 
 impl Error {

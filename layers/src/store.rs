@@ -50,19 +50,22 @@ impl Store {
     }
 
     /// Open the store at `root`, creating the layout when missing, and clear what dead
-    /// processes left in `tmp/`.
+    /// processes left in `tmp/`. A store another user could change is refused before
+    /// anything is written to it (see `check_owned`).
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
-        let root = root.as_ref();
+        let given = root.as_ref();
+        check_root_link(given)?;
         // 0700: layers hold setuid binaries and device nodes of images; host users must not
         // reach them through the store.
-        if !root.is_dir() {
+        if !given.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(root)
-                .ctx("create directory", root)?;
+                .create(given)
+                .ctx("create directory", given)?;
         }
-        let root = fs::canonicalize(root).ctx("resolve store root", root)?;
+        let root = fs::canonicalize(given).ctx("resolve store root", given)?;
+        check_owned(given, &root)?;
         for d in [
             "blobs",
             "blobs/sha256",
@@ -412,6 +415,117 @@ impl Read for VerifiedReader {
     }
 }
 
+// ---- who may change the store ---------------------------------------------------------
+
+/// What the store holds at its top, as minibox makes it (`names/` and `network/` are the
+/// runner's), each a directory or a file. A parent comes before what is below it.
+const LAYOUT: [(&str, bool); 11] = [
+    ("blobs", true),
+    ("blobs/sha256", true),
+    ("layers", true),
+    ("containers", true),
+    ("cache", true),
+    ("tmp", true),
+    ("names", true),
+    ("network", true),
+    ("oci-layout", false),
+    ("index.json", false),
+    ("lock", false),
+];
+
+fn unsafe_store(given: &Path, reason: String) -> Error {
+    Error::UnsafeStore {
+        root: given.display().to_string(),
+        reason,
+    }
+}
+
+/// The store's root given as a symlink must be the caller's own: another user's link could
+/// be pointed anywhere, between two commands or during one.
+fn check_root_link(given: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    match fs::symlink_metadata(given) {
+        Ok(m) if m.file_type().is_symlink() && m.uid() != me => Err(unsafe_store(
+            given,
+            format!(
+                "is a symlink owned by uid {}, not by you (uid {me}): give the directory it points to as the store, or remove the link",
+                m.uid()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuse a store (at `root`, canonical; `given` as the user named it, for messages) that
+/// anyone but the caller (and root, who can do anything anyway) could change, as ssh
+/// refuses loose key files: the root and every top-level entry of `LAYOUT` that exists must
+/// be the caller's, not a symlink, and each directory not writable by group or others.
+/// Otherwise a user who made the store's directory beforehand could swap `containers/` or
+/// `tmp/` for a symlink and have the caller's writes (and `tmp/`'s cleanup) land wherever
+/// it points. Checked on an O_PATH|O_NOFOLLOW|O_DIRECTORY fd of the root with fstat and
+/// fstatat(AT_SYMLINK_NOFOLLOW): one open and a dozen stats, on every command.
+fn check_owned(given: &Path, root: &Path) -> Result<()> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+    let me = rustix::process::geteuid().as_raw();
+    // What is wrong with `st`, the entry at `at` (None: the root), with how to mend it.
+    let problem = |st: &Stat, dir: bool, at: Option<&str>| -> Option<String> {
+        let path = at.map_or_else(|| given.to_path_buf(), |name| given.join(name));
+        let path = path.display();
+        let alternative = match at {
+            Some(_) => "remove it",
+            None => "use a store of your own",
+        };
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::Symlink {
+            return Some("is a symlink: remove it (a store's own entries are never links)".into());
+        }
+        if dir && kind != FileType::Directory {
+            return Some("is not a directory: remove it".into());
+        }
+        if !dir && kind != FileType::RegularFile {
+            return Some("is not a regular file: remove it".into());
+        }
+        if st.st_uid != me {
+            return Some(format!(
+                "is owned by uid {}, not by you (uid {me}): {alternative}, or `chown -R {me} {path}` if you trust its contents",
+                st.st_uid
+            ));
+        }
+        if dir && st.st_mode & 0o022 != 0 {
+            return Some(format!(
+                "is writable by group or others (mode {:04o}): `chmod go-w {path}`",
+                st.st_mode & 0o7777
+            ));
+        }
+        None
+    };
+    let fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .ctx("open store root", root)?;
+    let st = rustix::fs::fstat(&fd)
+        .map_err(io::Error::from)
+        .ctx("stat", root)?;
+    if let Some(why) = problem(&st, true, None) {
+        return Err(unsafe_store(given, why));
+    }
+    for (name, dir) in LAYOUT {
+        let st = match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(io::Error::from(e)).ctx("stat", root.join(name)),
+        };
+        if let Some(why) = problem(&st, dir, Some(name)) {
+            return Err(unsafe_store(given, format!("{name} {why}")));
+        }
+    }
+    Ok(())
+}
+
 // ---- small filesystem helpers ---------------------------------------------------------
 
 pub(crate) fn mkdir(p: &Path, mode: u32) -> Result<()> {
@@ -622,6 +736,70 @@ mod tests {
         let _again = Store::open(t.path()).unwrap();
         assert!(!dead.exists());
         assert!(live.session.exists());
+    }
+
+    #[test]
+    fn a_store_others_could_change_is_refused_before_anything_is_written() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("store");
+        drop(Store::open(&root).unwrap());
+        let err = |r: &Path| match Store::open(r) {
+            Err(e @ Error::UnsafeStore { .. }) => e.to_string(),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("opened"),
+        };
+        let shown = root.display();
+
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(
+            err(&root),
+            format!(
+                "store {shown}: is writable by group or others (mode 0777): `chmod go-w {shown}`"
+            )
+        );
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        Store::open(&root).unwrap();
+
+        let containers = root.join("containers");
+        fs::set_permissions(&containers, fs::Permissions::from_mode(0o707)).unwrap();
+        assert!(err(&root).ends_with(&format!(
+            ": containers is writable by group or others (mode 0707): `chmod go-w {shown}/containers`"
+        )));
+        fs::remove_dir(&containers).unwrap();
+        let elsewhere = t.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &containers).unwrap();
+        assert!(err(&root).contains(": containers is a symlink: remove it"));
+        fs::remove_file(&containers).unwrap();
+        fs::write(&containers, "").unwrap();
+        assert!(err(&root).contains(": containers is not a directory"));
+        fs::remove_file(&containers).unwrap();
+        let index = root.join("index.json");
+        fs::rename(&index, t.path().join("index")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("index"), &index).unwrap();
+        assert!(err(&root).contains(": index.json is a symlink"));
+        // Nothing was made or cleared while refusing.
+        assert!(!containers.exists());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        fs::remove_file(&index).unwrap();
+        fs::rename(t.path().join("index"), &index).unwrap();
+
+        // Another user's: only root can make one here.
+        if rustix::process::geteuid().is_root() {
+            let uid = rustix::process::Uid::from_raw(54321);
+            rustix::fs::chown(&root, Some(uid), None).unwrap();
+            assert_eq!(
+                err(&root),
+                format!("store {shown}: is owned by uid 54321, not by you (uid 0): use a store of your own, or `chown -R 0 {shown}` if you trust its contents")
+            );
+            let link = t.path().join("link");
+            std::os::unix::fs::symlink(&root, &link).unwrap();
+            rustix::fs::chown(&root, Some(rustix::process::Uid::ROOT), None).unwrap();
+            Store::open(&link).unwrap();
+            std::os::unix::fs::lchown(&link, Some(54321), None).unwrap();
+            assert!(err(&link).contains(": is a symlink owned by uid 54321, not by you (uid 0)"));
+        }
+        Store::open(&root).unwrap();
     }
 
     #[test]

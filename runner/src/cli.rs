@@ -842,6 +842,8 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         ));
         ports.clear();
     }
+    // First, so nothing is read from a store another user could change (its network/).
+    let store = Store::open(root)?;
     let netcfg = match network {
         Network::Bridge => Some(net::NetConfig::for_store(root)?),
         _ => None,
@@ -920,7 +922,6 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         }
     }
 
-    let store = Store::open(root)?;
     let (image, command) = cli
         .image_and_command
         .split_first()

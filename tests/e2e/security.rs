@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 mod ids;
 mod rro;
 mod seccomp;
+mod store_owner;
 mod tty;
 
 /// busybox applets the attacks use beyond those of the test image.
