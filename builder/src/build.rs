@@ -1167,13 +1167,14 @@ fn run_container(
     let relays = (|| {
         stdio.started()?;
         let mut relays = Vec::new();
-        for (ours, from) in [1, 2].into_iter().zip(std::mem::take(&mut stdio.outputs)) {
-            if let Some(from) = from {
-                // SAFETY: our own fd 1 or 2, open for the life of the process.
-                let to =
-                    unsafe { std::os::fd::BorrowedFd::borrow_raw(ours) }.try_clone_to_owned()?;
-                relays.push(runner::tty::pump(from, to)?);
-            }
+        let [out, err] = std::mem::take(&mut stdio.outputs);
+        if let Some(from) = out {
+            let to = std::io::stdout().as_fd().try_clone_to_owned()?;
+            relays.push(runner::tty::pump(from, to)?);
+        }
+        if let Some(from) = err {
+            let to = std::io::stderr().as_fd().try_clone_to_owned()?;
+            relays.push(runner::tty::pump(from, to)?);
         }
         Ok(relays)
     })();
