@@ -11,8 +11,13 @@
 mod build_network;
 mod cgroup_view;
 mod devices;
+mod ids;
 mod ipv6;
 mod network_lock;
+mod rro;
+mod seccomp;
+mod store_owner;
+mod tty;
 
 use crate::common::*;
 use crate::run::{code, image_tree, is_root_and_busybox, lines, mountinfo, run_cmd, Running};
@@ -22,12 +27,6 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-mod ids;
-mod rro;
-mod seccomp;
-mod store_owner;
-mod tty;
 
 /// busybox applets the attacks use beyond those of the test image.
 const MORE_APPLETS: [&str; 7] = ["ln", "rm", "mv", "chmod", "printf", "mkfifo", "mknod"];
