@@ -315,8 +315,11 @@ impl Rootfs {
             false,
         )?);
         match spec.network {
-            // sysfs shows the network namespace of whoever mounts it: only with our own.
-            n if n.own_namespace() => steps.push(mount(
+            // sysfs shows the network namespace of whoever mounts it, and mounting it takes
+            // CAP_SYS_ADMIN over that namespace: a fresh, read-only one wherever we can (with
+            // our own network namespace, or as root in the host's, as runc does), so no
+            // submount of the host's /sys (debugfs, tracefs, bpf...) comes along.
+            n if n.own_namespace() || spec.userns.is_none() => steps.push(mount(
                 "mount sysfs on /sys",
                 Some(b"sysfs"),
                 Some("sysfs"),
@@ -325,6 +328,8 @@ impl Rootfs {
                 "sys",
                 false,
             )?),
+            // Rootless with the host's network: only a bind of the host's /sys works, read-only
+            // with every mount below it where the kernel can do that (mount_setattr(2)).
             _ => {
                 let mut s = mount(
                     "bind /sys on /sys",
@@ -335,8 +340,16 @@ impl Rootfs {
                     "sys",
                     false,
                 )?;
-                if let Step::Mount { remount, .. } = &mut s {
+                if let Step::Mount {
+                    remount,
+                    recursive_ro,
+                    ..
+                } = &mut s
+                {
                     *remount = MS_RDONLY;
+                    if check_recursive_ro(&crate::syscall::Linux).is_ok() {
+                        *recursive_ro = Some(cstr("make /sys read-only with the mounts below it")?);
+                    }
                 }
                 steps.push(s);
             }

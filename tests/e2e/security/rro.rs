@@ -182,3 +182,56 @@ fn proc_below_a_read_only_host_root_cannot_be_written() {
     assert_read_only(&o, "/host/dev/shm");
     assert!(!wrote, "written through onto the host's /dev/shm");
 }
+
+/// Whether `p` is a mount point on the host (its own line in our mountinfo).
+fn is_mount_point(p: &Path) -> bool {
+    crate::run::mountinfo().iter().any(|(_, at, _, _)| at == p)
+}
+
+/// `--net host` gets a fresh read-only sysfs (as root; as runc does), not a bind of the
+/// host's /sys whose top alone was read-only: a mount the host has below /sys (debugfs,
+/// tracefs, bpf...) must not come along writable.
+#[test]
+fn net_host_brings_no_writable_mount_from_below_the_hosts_sys() {
+    let Some(env) = setup() else { return };
+    let spot = ["/sys/fs/bpf", "/sys/kernel/debug", "/sys/kernel/tracing"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_dir() && !is_mount_point(p));
+    if skip_unless(
+        spot.is_some(),
+        "no empty mount point below /sys to put a tmpfs on",
+    ) {
+        return;
+    }
+    let spot = spot.unwrap();
+    let _tmpfs = HostTmpfs::mount(spot);
+    let target = spot.join(unique("written"));
+    // Old code: "ok", and the file appeared in the host's tmpfs below /sys.
+    let o = mrun(
+        &env,
+        &["--net", "host", IMG, "/probe", "write", s(&target), "x"],
+    );
+    let wrote = target.exists();
+    assert!(!wrote, "written through onto the host's mount below /sys");
+    // A fresh sysfs has no such file and takes none (ENOENT, or EROFS): any refusal will do,
+    // what matters is that nothing reached the host.
+    assert_ne!(code(&o), 0, "the write succeeded: {}", text(&o.stdout));
+    // The host's network is what the new sysfs shows: the interface of the host's default
+    // route is there (others come and go with other tests' containers).
+    let route = fs::read_to_string("/proc/net/route").unwrap();
+    let default_if = route
+        .lines()
+        .skip(1)
+        .find(|l| l.split_whitespace().nth(1) == Some("00000000"))
+        .and_then(|l| l.split_whitespace().next())
+        .map(String::from);
+    let o = mrun(&env, &["--net", "host", IMG, "/probe", "ifaces"]);
+    let ifaces = ok("ifaces", &o);
+    for name in std::iter::once("lo".to_string()).chain(default_if) {
+        assert!(
+            ifaces.split_whitespace().any(|i| i == name),
+            "interface {name} of the host missing with --net host: {ifaces}"
+        );
+    }
+}
