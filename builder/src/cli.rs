@@ -264,6 +264,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         })
         .unwrap_or_else(layers::Store::default_root);
     let store = layers::Store::open(&root)?;
+    if let Some(notice) = store.migration_notice() {
+        eprintln!("mbuild: {notice}");
+    }
     let mut out = std::io::stdout().lock();
     let code = match cli.cmd {
         Cmd::Build(b) => build(&store, b, &mut out)?,

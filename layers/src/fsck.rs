@@ -17,7 +17,7 @@ pub struct FsckReport {
 impl Store {
     pub fn fsck(&self) -> Result<FsckReport> {
         let mut r = FsckReport::default();
-        let dir = self.root().join("blobs/sha256");
+        let dir = self.blobs_dir();
         let mut names: Vec<_> = fs::read_dir(&dir)
             .ctx("read directory", &dir)?
             .flatten()

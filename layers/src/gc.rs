@@ -36,7 +36,7 @@ impl Store {
         }
 
         let mut report = PruneReport::default();
-        let blobs = self.root().join("blobs/sha256");
+        let blobs = self.blobs_dir();
         for e in fs::read_dir(&blobs)
             .ctx("read directory", &blobs)?
             .flatten()

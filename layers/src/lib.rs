@@ -1,4 +1,5 @@
-//! The minibox image store: an OCI image layout on disk plus extracted layer directories.
+//! The minibox image store: an OCI image layout on disk (`ROOT/oci/`) plus, beside it,
+//! extracted layer directories and the other working state.
 //! Owns references, blobs, manifests and configs, layer pack (diff) and unpack (extract),
 //! digests, locking, GC, save and load. It never spawns processes or enters namespaces.
 
@@ -8,6 +9,7 @@ pub mod error;
 pub mod fsck;
 pub mod gc;
 pub mod image;
+mod layout;
 pub mod lock;
 pub mod pack;
 pub mod pgzip;

@@ -1333,7 +1333,12 @@ mod tests {
             err.to_string().contains("/src/secret: permission denied"),
             "{err}"
         );
-        assert_eq!(fs::read_dir(root.join("blobs/sha256")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(store.layout_dir().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
         let left: Vec<_> = fs::read_dir(&session)
             .unwrap()
             .map(|e| e.unwrap().file_name())

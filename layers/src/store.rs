@@ -1,5 +1,8 @@
-//! The store on disk: an OCI image layout (oci-layout, index.json, blobs/sha256/) plus
-//! `layers/<diff_id>/` (each layer extracted once), `containers/`, `tmp/` and `lock`.
+//! The store on disk: an OCI image layout in `oci/` (oci-layout, index.json, blobs/sha256/),
+//! and beside it, never inside it, minibox's working state: `layers/<diff_id>/` (each layer
+//! extracted once, with the whiteout devices, FIFOs and device nodes of images), `containers/`,
+//! `cache/`, `tmp/` and `lock`. OCI tools are given `oci/` and walk only image data (see
+//! `layout` for why, and for the move of an older store's layout out of the root).
 //!
 //! Everything lands by rename(2) from a staging directory under `tmp/`, so a crash never
 //! leaves a half blob or a half layer under a real name. Each process owns one session
@@ -13,6 +16,7 @@
 
 use crate::digest::{self, Digest, HashReader};
 use crate::error::{Error, IoContext, Result};
+use crate::layout;
 use crate::lock::{self, Locked};
 use crate::reference::Reference;
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
@@ -27,6 +31,10 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 pub struct Store {
     root: PathBuf,
+    /// `root/oci`, the OCI image layout.
+    layout: PathBuf,
+    /// This `open` moved an older store's layout from the root into `layout`.
+    migrated: bool,
     session: PathBuf,
     /// Holds the flock that marks the session as alive.
     _session_lock: File,
@@ -49,9 +57,9 @@ impl Store {
         }
     }
 
-    /// Open the store at `root`, creating the layout when missing, and clear what dead
-    /// processes left in `tmp/`. A store another user could change is refused before
-    /// anything is written to it (see `check_owned`).
+    /// Open the store at `root`, creating the layout when missing (or moving an older store's
+    /// into `oci/`), and clear what dead processes left in `tmp/`. A store another user could
+    /// change is refused before anything is written to it or moved in it (see `check_owned`).
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         let given = root.as_ref();
         check_root_link(given)?;
@@ -66,31 +74,16 @@ impl Store {
         }
         let root = fs::canonicalize(given).ctx("resolve store root", given)?;
         check_owned(given, &root)?;
-        for d in [
-            "blobs",
-            "blobs/sha256",
-            "layers",
-            "containers",
-            "cache",
-            "tmp",
-        ] {
+        for d in ["layers", "containers", "cache", "tmp"] {
             mkdir(&root.join(d), 0o700)?;
         }
-        let layout = root.join("oci-layout");
-        if !layout.exists() {
-            write_atomic(&root, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
-        let index = root.join("index.json");
-        if !index.exists() {
-            let _l = lock::lock_exclusive(&root.join("lock"))?;
-            if !index.exists() {
-                write_atomic(&root, &index, &canonical_json(&empty_index())?)?;
-            }
-        }
+        let migrated = layout::ensure(&root)?;
         clear_stale_sessions(&root.join("tmp"))?;
 
         let (session, session_lock) = new_session(&root.join("tmp"))?;
         Ok(Store {
+            layout: root.join(layout::DIR),
+            migrated,
             root,
             session,
             _session_lock: session_lock,
@@ -102,8 +95,29 @@ impl Store {
         &self.root
     }
 
+    /// The OCI image layout directory, `ROOT/oci`: what to give skopeo (`oci:ROOT/oci:name:tag`),
+    /// umoci (`--layout`) and `oci-image-tool validate`.
+    pub fn layout_dir(&self) -> &Path {
+        &self.layout
+    }
+
+    /// The line to tell the user when this `open` moved an older store's layout into
+    /// `layout_dir` (only the process that moved it gets one).
+    pub fn migration_notice(&self) -> Option<String> {
+        self.migrated.then(|| {
+            format!(
+                "moved the store's OCI layout into {} (one-time migration)",
+                self.layout.display()
+            )
+        })
+    }
+
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
+        self.layout.join("blobs/sha256")
+    }
+
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(d.digest())
+        self.blobs_dir().join(d.digest())
     }
 
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
@@ -218,7 +232,7 @@ impl Store {
     // ---- index.json ---------------------------------------------------------------------
 
     pub fn read_index(&self) -> Result<ImageIndex> {
-        let p = self.root.join("index.json");
+        let p = self.layout.join("index.json");
         let bytes = fs::read(&p).ctx("read", &p)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::file(&p, format!("invalid index: {e}")))
     }
@@ -230,7 +244,7 @@ impl Store {
         let mut manifests = index.manifests().clone();
         let out = f(&mut manifests)?;
         index.set_manifests(manifests);
-        let p = self.root.join("index.json");
+        let p = self.layout.join("index.json");
         let tmp = self.temp_path("index");
         write_atomic_via(&tmp, &p, &canonical_json(&index)?)?;
         Ok(out)
@@ -297,7 +311,7 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
     d.annotations().as_ref()?.get(REF_NAME).map(|s| s.as_str())
 }
 
-fn empty_index() -> ImageIndex {
+pub(crate) fn empty_index() -> ImageIndex {
     ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
@@ -324,7 +338,7 @@ impl BlobWriter<'_> {
         &self.path
     }
 
-    /// Flush, fsync and rename to `blobs/sha256/<hash>`. Returns the digest and size.
+    /// Flush, fsync and rename to `oci/blobs/sha256/<hash>`. Returns the digest and size.
     pub fn commit(mut self) -> Result<(Digest, u64)> {
         let path = self.path.clone();
         let (buf, digest, size) = self.inner.take().expect("not yet committed").finish();
@@ -417,20 +431,30 @@ impl Read for VerifiedReader {
 
 // ---- who may change the store ---------------------------------------------------------
 
-/// What the store holds at its top, as minibox makes it (`names/` and `network/` are the
-/// runner's), each a directory or a file. A parent comes before what is below it.
-const LAYOUT: [(&str, bool); 11] = [
+/// What the store holds, as minibox makes it (`names/` and `network/` are the runner's),
+/// each a directory or a file. A parent comes before what is below it. The OCI layout is in
+/// `oci/`; an older store's is at the top (and, during the move, in `oci.migrating/`), and is
+/// checked too, before the move renames anything of it.
+const LAYOUT: [(&str, bool); 19] = [
+    ("oci", true),
+    ("oci/blobs", true),
+    ("oci/blobs/sha256", true),
+    ("oci/oci-layout", false),
+    ("oci/index.json", false),
+    ("oci.migrating", true),
     ("blobs", true),
     ("blobs/sha256", true),
+    ("oci-layout", false),
+    ("index.json", false),
     ("layers", true),
     ("containers", true),
     ("cache", true),
     ("tmp", true),
     ("names", true),
     ("network", true),
-    ("oci-layout", false),
-    ("index.json", false),
     ("lock", false),
+    ("oci.migrating/blobs", true),
+    ("oci.migrating/index.json", false),
 ];
 
 fn unsafe_store(given: &Path, reason: String) -> Error {
@@ -541,7 +565,7 @@ pub(crate) fn fsync_dir(p: &Path) -> Result<()> {
 }
 
 /// Write `bytes` to `dest` through a temp file beside it in `dir`, fsynced, renamed.
-fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         dest.file_name().unwrap().to_string_lossy(),
@@ -687,13 +711,18 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("store");
         let s = Store::open(&root).unwrap();
-        let mode = fs::metadata(&root).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        for d in [&root, &root.join("oci")] {
+            let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        assert_eq!(s.layout_dir(), root.canonicalize().unwrap().join("oci"));
         assert_eq!(
-            fs::read_to_string(root.join("oci-layout")).unwrap(),
+            fs::read_to_string(root.join("oci/oci-layout")).unwrap(),
             r#"{"imageLayoutVersion":"1.0.0"}"#
         );
         assert!(s.read_index().unwrap().manifests().is_empty());
+        assert!(!root.join("index.json").exists() && !root.join("blobs").exists());
+        assert_eq!(s.migration_notice(), None);
     }
 
     #[test]
@@ -722,7 +751,9 @@ mod tests {
         drop(w);
         assert!(!p.exists());
         assert_eq!(
-            fs::read_dir(s.root().join("blobs/sha256")).unwrap().count(),
+            fs::read_dir(s.layout_dir().join("blobs/sha256"))
+                .unwrap()
+                .count(),
             0
         );
     }

@@ -349,7 +349,7 @@ fn dispatch(cli: Mrun) -> Result<i32> {
     if let Cmd::Run { run: args, .. } = cli.cmd {
         return run(&root, *args);
     }
-    let store = Store::open(&root)?;
+    let store = open_store(&root)?;
     let mut out = std::io::stdout().lock();
     let w = |e: std::io::Error| Error::Sys("write", e);
     // Each name is handled on its own, as Docker does: one failure does not stop the rest,
@@ -518,6 +518,15 @@ fn one_line(e: &dyn std::error::Error) -> String {
 
 fn warn(msg: &str) {
     eprintln!("mrun: {msg}");
+}
+
+/// Open the store; the process that moved an older store's OCI layout into `oci/` says so.
+fn open_store(root: &std::path::Path) -> Result<Store> {
+    let store = open_store(root)?;
+    if let Some(notice) = store.migration_notice() {
+        warn(&notice);
+    }
+    Ok(store)
 }
 
 /// "5242880" -> "5 MiB" for the OOM line.
@@ -843,7 +852,7 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         ports.clear();
     }
     // First, so nothing is read from a store another user could change (its network/).
-    let store = Store::open(root)?;
+    let store = open_store(root)?;
     let netcfg = match network {
         Network::Bridge => Some(net::NetConfig::for_store(root)?),
         _ => None,

@@ -21,20 +21,20 @@ use std::time::{Duration, Instant};
 const BUSYBOX: &str = "/bin/busybox";
 
 /// How long a build or run without debootstrap may take on a loaded 2-core machine.
-const TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A debootstrap plus apt-get builds (the Debian examples).
 const DEBIAN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// The tag of the busybox base image each test imports into its store.
-const BASE: &str = "base:1";
+pub(crate) const BASE: &str = "base:1";
 
 // ---------------------------------------------------------------------------------------
 // Running the binaries
 
 /// Run `c` to the end, or end it and fail the test after `limit`: SIGTERM first (mbuild and
 /// mrun pass it on to the container and clean up), SIGKILL if that is not enough.
-fn output_within(mut c: Command, limit: Duration) -> Output {
+pub(crate) fn output_within(mut c: Command, limit: Duration) -> Output {
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -156,7 +156,7 @@ fn cached_lines(out: &str) -> Vec<&str> {
 
 /// A fresh store holding the busybox base image as `base:1`, or None (with `skipped:`) when
 /// this machine cannot run builds.
-fn setup() -> Option<Env> {
+pub(crate) fn setup() -> Option<Env> {
     if skip_unless(
         is_root(),
         "builds need root (RUN uses overlay, namespaces, cgroups)",
@@ -1301,12 +1301,12 @@ fn a_fully_cached_rebuild_is_the_same_image_even_without_source_date_epoch() {
     let first = go(&[]);
     // History times have a resolution of one second: let the clock move on.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let blobs = std::fs::read_dir(env.root.join("blobs/sha256"))
+    let blobs = std::fs::read_dir(env.root.join("oci/blobs/sha256"))
         .unwrap()
         .count();
     assert_eq!(go(&[]), first, "a cached rebuild made a new image");
     assert_eq!(
-        std::fs::read_dir(env.root.join("blobs/sha256"))
+        std::fs::read_dir(env.root.join("oci/blobs/sha256"))
             .unwrap()
             .count(),
         blobs,

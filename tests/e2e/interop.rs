@@ -1,5 +1,5 @@
-//! Interoperability with the tools users already have: skopeo and umoci read the store as
-//! an OCI layout, podman loads what `mbuild save` writes, and images made by umoci and
+//! Interoperability with the tools users already have: skopeo and umoci read the store's
+//! OCI layout (ROOT/oci), podman loads what `mbuild save` writes, and images made by umoci and
 //! skopeo (whiteouts and opaque directories included) load and unpack to the right trees.
 
 use crate::common::*;
@@ -241,12 +241,14 @@ fn skopeo_and_umoci_read_the_store_and_a_skopeo_docker_archive_loads_back() {
     env.ok(["import", s(&src), "-t", "app:1.0"]);
     let (digest, layers, diff_ids) = digests(&env, "app:1.0");
 
-    let oci = format!("oci:{}:app:1.0", env.root.display());
+    // The store's OCI image layout is its oci/ directory.
+    let layout = env.root.join("oci");
+    let oci = format!("oci:{}:app:1.0", layout.display());
     let v = json(&tool("skopeo", &["inspect", &oci]));
     assert_eq!(v["Digest"], digest.as_str());
     assert_eq!(strings_of(&v["Layers"]), layers);
 
-    let listed = tool("umoci", &["ls", "--layout", s(&env.root)]);
+    let listed = tool("umoci", &["ls", "--layout", s(&layout)]);
     assert!(
         listed.lines().any(|l| l == "app:1.0"),
         "umoci ls: {listed:?}"

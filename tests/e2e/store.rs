@@ -42,6 +42,7 @@ fn sha256_file(p: &Path) -> String {
 
 /// Every blob is named by its own hash, index.json is valid JSON naming present manifests.
 fn assert_store_valid(root: &Path) {
+    let root = &root.join("oci");
     for e in fs::read_dir(root.join("blobs/sha256")).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         assert_eq!(
@@ -203,7 +204,9 @@ fn images_history_layers_tag_rmi_prune() {
         "{rmi}"
     );
     assert_eq!(
-        fs::read_dir(env.root.join("blobs/sha256")).unwrap().count(),
+        fs::read_dir(env.root.join("oci/blobs/sha256"))
+            .unwrap()
+            .count(),
         0
     );
     assert_eq!(fs::read_dir(env.root.join("layers")).unwrap().count(), 0);
@@ -337,7 +340,7 @@ fn corrupt_blob_is_named_by_fsck_and_never_unpacked() {
     sample_tree(&tree);
     env.ok(["import", tree.to_str().unwrap(), "-t", "c"]);
     let (_, layers, diff_ids) = digests(&env, "c");
-    let blob = env.root.join("blobs/sha256").join(&layers[0][7..]);
+    let blob = env.root.join("oci/blobs/sha256").join(&layers[0][7..]);
     fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
     let mut bytes = fs::read(&blob).unwrap();
     let mid = bytes.len() / 2;
