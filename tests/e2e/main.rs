@@ -5,6 +5,7 @@ mod build;
 mod common;
 mod confinement;
 mod interop;
+mod layout;
 mod lifecycle;
 mod parser;
 mod resilience;
