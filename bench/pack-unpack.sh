@@ -163,7 +163,7 @@ rm -rf "$tmp/d1" "$tmp/d2"
 log "unpack: hyperfine, $runs runs each"
 store=$tmp/store
 digest=$(layer_field "$store" digest)
-layer_blob=$store/blobs/sha256/${digest#sha256:}
+layer_blob=$store/oci/blobs/sha256/${digest#sha256:}
 [ -f "$layer_blob" ] || die "layer blob $layer_blob missing"
 hyperfine --warmup 1 --runs "$runs" \
     --export-markdown "$out/unpack.md" --export-json "$out/unpack.json" \
