@@ -259,6 +259,36 @@ fn an_old_store_is_moved_by_the_next_command_with_one_notice_and_its_images_stil
     assert_eq!(json(&env.ok(["inspect", ODD]))[0]["Digest"], digest);
     assert!(env.ok(["fsck"]).contains(": ok"));
     assert_validates(&env.root.join("oci"));
+
+    // The old habit, `skopeo copy … oci:ROOT:…`, now writes a second layout at the root: a
+    // one-line refusal that says what to do, not images silently out of sight.
+    let o = Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}/oci:{ODD}", env.root.display()))
+        .arg(format!("oci:{}:copied", env.root.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo copy: {}", text(&o.stderr));
+    let line = assert_one_line_error(&env.mbuild(["images"]), "holds two OCI layouts");
+    assert!(line.contains("mbuild load -i"), "{line}");
+    let o = mrun(&env, &[BASE, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert_one_line_error(&o, "holds two OCI layouts");
+    // Taken out of the store as the line says, it loads like any OCI layout directory.
+    let aside = env.path("aside");
+    fs::create_dir(&aside).unwrap();
+    for n in LAYOUT {
+        fs::rename(env.root.join(n), aside.join(n)).unwrap();
+    }
+    assert_eq!(images(&env), "");
+    assert_eq!(
+        env.ok(["load", "-i", s(&aside)]),
+        "Loaded image: aside:copied\n"
+    );
+    assert_eq!(
+        json(&env.ok(["inspect", "aside:copied"]))[0]["Digest"],
+        digest
+    );
 }
 
 #[test]
