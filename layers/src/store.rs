@@ -805,10 +805,10 @@ mod tests {
         fs::write(&containers, "").unwrap();
         assert!(err(&root).contains(": containers is not a directory"));
         fs::remove_file(&containers).unwrap();
-        let index = root.join("index.json");
+        let index = root.join("oci/index.json");
         fs::rename(&index, t.path().join("index")).unwrap();
         std::os::unix::fs::symlink(t.path().join("index"), &index).unwrap();
-        assert!(err(&root).contains(": index.json is a symlink"));
+        assert!(err(&root).contains(": oci/index.json is a symlink"));
         // Nothing was made or cleared while refusing.
         assert!(!containers.exists());
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);

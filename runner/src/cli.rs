@@ -522,7 +522,7 @@ fn warn(msg: &str) {
 
 /// Open the store; the process that moved an older store's OCI layout into `oci/` says so.
 fn open_store(root: &std::path::Path) -> Result<Store> {
-    let store = open_store(root)?;
+    let store = Store::open(root)?;
     if let Some(notice) = store.migration_notice() {
         warn(&notice);
     }

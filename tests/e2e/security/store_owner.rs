@@ -157,15 +157,15 @@ fn a_store_made_by_another_user_is_refused_and_nothing_is_written_through_it() {
     fs::remove_file(&tmp).unwrap();
     fs::rename(env.path("tmp.orig"), &tmp).unwrap();
 
-    // index.json planted as a link to a file root would then write.
-    let index = env.root.join("index.json");
+    // The layout's index.json planted as a link to a file root would then write.
+    let index = env.root.join("oci/index.json");
     let saved = fs::read(&index).unwrap();
     fs::remove_file(&index).unwrap();
     symlink(victim.join("planted"), &index).unwrap();
     lchown(&index, Some(uid), Some(uid)).unwrap();
     refused(
         &env.root,
-        "index.json is a symlink",
+        "oci/index.json is a symlink",
         &victim,
         "index.json link",
     );
