@@ -239,18 +239,18 @@ impl Builder<'_> {
             s.args.clear();
             return Ok(s);
         }
-        let r = Reference::parse(from)?;
-        let desc = match self.store.lookup(&r) {
-            Ok(d) => d,
-            Err(layers::Error::ImageNotFound(_)) if bootstrap::is_debian(&r) => {
-                bootstrap::bootstrap(
+        let desc = match self.store.resolve(from) {
+            Ok(found) => found.descriptor().clone(),
+            Err(layers::Error::ImageNotFound(_)) => match Reference::parse(from) {
+                Ok(r) if bootstrap::is_debian(&r) => bootstrap::bootstrap(
                     self.store,
                     &r,
                     self.opts.mirror.as_deref(),
                     &mut *self.out,
                     self.opts.quiet,
-                )?
-            }
+                )?,
+                _ => self.pull(from)?,
+            },
             Err(e) => return Err(e.into()),
         };
         let img = self.store.image_by_manifest(&desc)?;
@@ -268,6 +268,11 @@ impl Builder<'_> {
             shell,
             user_at: None,
         })
+    }
+
+    /// Pull a base image that is not in the store.
+    fn pull(&mut self, from: &str) -> Result<layers::oci_spec::image::Descriptor> {
+        Err(layers::Error::ImageNotFound(from.to_string()).into())
     }
 
     /// An image's layer directories, pinned so a concurrent prune cannot take them mid-build.
@@ -896,10 +901,9 @@ impl Builder<'_> {
                 let dirs = match stage {
                     Some(s) => s.dirs,
                     None => {
-                        let r = Reference::parse(&f).map_err(|e| self.err(at, &e.to_string()))?;
                         let img = self
                             .store
-                            .image(&r)
+                            .resolve_image(&f)
                             .map_err(|e| self.err(at, &format!("--from={f}: {e}")))?;
                         self.image_layers(&img)?
                     }

@@ -122,7 +122,7 @@ fn repo_tags(store: &Store, img: &Image) -> Result<Vec<String>> {
 }
 
 pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> Result<ExitCode> {
-    let tags = store.tags()?;
+    let entries = store.entries()?;
     if !quiet {
         outln!(
             out,
@@ -134,7 +134,7 @@ pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> 
             "SIZE"
         )?;
     }
-    for (r, desc) in tags {
+    for (n, desc) in entries {
         match store.image_by_manifest(&desc) {
             Ok(img) => {
                 let id = short(img.id(), no_trunc);
@@ -152,14 +152,14 @@ pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> 
                 outln!(
                     out,
                     "{:<30} {:<15} {:<14} {:<23} {}",
-                    r.name(),
-                    r.tag(),
+                    n.name(),
+                    n.tag().unwrap_or("<none>"),
                     id,
                     created,
                     human_size(size)
                 )?;
             }
-            Err(e) => eprintln!("mbuild: {r}: {e}"),
+            Err(e) => eprintln!("mbuild: {n}: {e}"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -168,7 +168,7 @@ pub fn images(store: &Store, quiet: bool, no_trunc: bool, out: &mut Out<'_>) -> 
 pub fn inspect(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<ExitCode> {
     let mut v = Vec::new();
     for n in names {
-        let img = store.image(&reference(n)?)?;
+        let img = store.resolve_image(n)?;
         let manifest: serde_json::Value =
             serde_json::from_slice(&store.read_blob(img.manifest_desc.digest())?)
                 .map_err(|e| Error::Failed(format!("{n}: manifest: {e}")))?;
@@ -214,7 +214,7 @@ fn history_with_layers(
 }
 
 pub fn history(store: &Store, name: &str, no_trunc: bool, out: &mut Out<'_>) -> Result<ExitCode> {
-    let img = store.image(&reference(name)?)?;
+    let img = store.resolve_image(name)?;
     outln!(
         out,
         "{:<14} {:<23} {:<46} {:<10} {}",
@@ -255,7 +255,7 @@ pub fn layers(
     no_trunc: bool,
     out: &mut Out<'_>,
 ) -> Result<ExitCode> {
-    let img = store.image(&reference(name)?)?;
+    let img = store.resolve_image(name)?;
     let mut rows = Vec::new();
     for (h, l) in history_with_layers(&img)? {
         let Some(l) = l else { continue };
@@ -320,26 +320,32 @@ pub fn layers(
 }
 
 pub fn tag(store: &Store, source: &str, target: &str) -> Result<ExitCode> {
-    let desc = store.lookup(&reference(source)?)?;
+    let found = store.resolve(source)?;
     let target = reference(target)?;
     // Only the manifest's own fields: the ref-name annotation is set by set_tag.
-    let mut d = desc.clone();
+    let mut d = found.descriptor().clone();
     d.set_annotations(None);
     store.set_tag(&target, &d)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// `rmi NAME|ID...`: a name removes its entry, an image-ID prefix every entry of that image
+/// (Docker asks for -f when those are in several repositories; here they all go). A word
+/// given twice counts once: `images -q` prints an id per tag, and `mbuild rmi $(mbuild
+/// images -q)` must work.
 pub fn rmi(store: &Store, names: &[String], out: &mut Out<'_>) -> Result<ExitCode> {
-    for n in names {
-        let r = reference(n)?;
-        let desc = store.remove_tag(&r)?;
-        outln!(out, "Untagged: {r}")?;
-        if !store
-            .tags()?
-            .iter()
-            .any(|(_, d)| d.digest() == desc.digest())
-        {
-            outln!(out, "Deleted: {}", desc.digest())?;
+    let mut seen = std::collections::HashSet::new();
+    for n in names.iter().filter(|n| seen.insert(n.as_str())) {
+        for (name, desc) in store.resolve(n)?.entries() {
+            store.remove_name(name)?;
+            outln!(out, "Untagged: {name}")?;
+            if !store
+                .entries()?
+                .iter()
+                .any(|(_, d)| d.digest() == desc.digest())
+            {
+                outln!(out, "Deleted: {}", desc.digest())?;
+            }
         }
     }
     store.prune()?;
@@ -405,7 +411,18 @@ pub fn fsck(store: &Store, out: &mut Out<'_>) -> Result<ExitCode> {
 }
 
 pub fn save(store: &Store, name: &str, output: &Path) -> Result<ExitCode> {
-    store.save(&reference(name)?, output)?;
+    // An archive names its image by a tag: the one the word named, or the image's first.
+    let found = store.resolve(name)?;
+    let r = found
+        .entries()
+        .iter()
+        .find_map(|(n, _)| n.reference())
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "save {name}: the image has no tag (mbuild tag it first)"
+            ))
+        })?;
+    store.save(&r, output)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -322,8 +322,7 @@ impl Store {
                 out.push((untagged(&id), desc.clone()));
             }
             for t in tags {
-                let r = Reference::parse(familiar(t))
-                    .map_err(|e| src.bad(format!("manifest.json: {e}")))?;
+                let r = Reference::parse(t).map_err(|e| src.bad(format!("manifest.json: {e}")))?;
                 out.push((r, desc.clone()));
             }
         }
@@ -463,32 +462,7 @@ fn parent_dir(p: &Path) -> PathBuf {
 
 /// Docker's fully qualified form of a name, as containerd stores it.
 fn qualified_name(r: &Reference) -> String {
-    let name = r.name();
-    let first = name.split('/').next().unwrap_or_default();
-    let has_domain = name.contains('/')
-        && (first.contains('.')
-            || first.contains(':')
-            || first == "localhost"
-            || first.bytes().any(|c| c.is_ascii_uppercase()));
-    if has_domain {
-        format!("{r}")
-    } else if name.contains('/') {
-        format!("docker.io/{r}")
-    } else {
-        format!("docker.io/library/{r}")
-    }
-}
-
-/// The short form Docker shows (and `docker save` writes in RepoTags): without
-/// `docker.io/` and `library/`, so a save and load round trip keeps the name the user typed.
-fn familiar(s: &str) -> &str {
-    match s.strip_prefix("docker.io/") {
-        Some(rest) => match rest.strip_prefix("library/") {
-            Some(short) if !short.contains('/') => short,
-            _ => rest,
-        },
-        None => s,
-    }
+    r.full()
 }
 
 /// The tag an image without any name gets: docker would keep it untagged, but an image is
@@ -514,12 +488,12 @@ fn oci_name(src: &Source, desc: &Descriptor, id: &Digest) -> Result<Reference> {
     if let Some(n) = ref_name {
         let last = n.rsplit('/').next().unwrap_or(n);
         if last.contains(':') || n.contains('/') {
-            return Reference::parse(familiar(n))
+            return Reference::parse(n)
                 .map_err(|e| src.bad(format!("index.json: {REF_NAME}: {e}")));
         }
     }
     if let Some(n) = ann.get(CONTAINERD_NAME) {
-        return Reference::parse(familiar(n))
+        return Reference::parse(n)
             .map_err(|e| src.bad(format!("index.json: {CONTAINERD_NAME}: {e}")));
     }
     let Some(tag) = ref_name else {

@@ -19,6 +19,8 @@ pub enum Error {
     BadReference { reference: String, reason: String },
     #[error("no such image: {0}")]
     ImageNotFound(String),
+    #[error("image id prefix {prefix:?} is ambiguous: {count} images match")]
+    AmbiguousId { prefix: String, count: usize },
     #[error("{what} {digest}: digest mismatch, content hashes to {actual}")]
     DigestMismatch {
         what: &'static str,

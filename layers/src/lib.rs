@@ -14,6 +14,7 @@ pub mod lock;
 pub mod pack;
 pub mod pgzip;
 pub mod reference;
+pub mod resolve;
 pub mod store;
 pub mod union;
 pub mod units;
@@ -25,5 +26,5 @@ pub use oci_spec;
 
 pub use digest::{Digest, HashReader, HashWriter};
 pub use error::{Error, IoContext, Result};
-pub use reference::Reference;
+pub use reference::{ImageName, Reference};
 pub use store::Store;

@@ -18,7 +18,7 @@ use crate::digest::{self, Digest, HashReader};
 use crate::error::{Error, IoContext, Result};
 use crate::layout;
 use crate::lock::{self, Locked};
-use crate::reference::Reference;
+use crate::reference::{ImageName, Reference};
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -254,35 +254,41 @@ impl Store {
     pub fn tags(&self) -> Result<Vec<(Reference, Descriptor)>> {
         let mut v = Vec::new();
         for d in self.read_index()?.manifests() {
-            if let Some(name) = ref_name(d) {
-                if let Ok(r) = Reference::parse(name) {
-                    v.push((r, d.clone()));
-                }
+            if let Some(r) = ref_name(d).and_then(|n| Reference::parse(n).ok()) {
+                v.push((r, d.clone()));
             }
         }
         Ok(v)
     }
 
-    /// The manifest descriptor a tag points at.
+    /// The manifest descriptor a tag points at. Names compare in their normalized form, so
+    /// an entry an older minibox (or another tool) recorded as `docker.io/library/x:1` or
+    /// `library/x:1` is found as `x:1`.
     pub fn lookup(&self, r: &Reference) -> Result<Descriptor> {
-        let want = r.to_string();
         self.read_index()?
             .manifests()
             .iter()
-            .find(|d| ref_name(d) == Some(want.as_str()))
+            .find(|d| names_tag(d, r))
             .cloned()
-            .ok_or(Error::ImageNotFound(want))
+            .ok_or_else(|| Error::ImageNotFound(r.to_string()))
     }
 
     /// Point `r` at `manifest` (replacing what it pointed at before).
     pub fn set_tag(&self, r: &Reference, manifest: &Descriptor) -> Result<()> {
-        let name = r.to_string();
+        self.set_name(&ImageName::from(r), manifest)
+    }
+
+    /// Record `manifest` under `name` (a tag, or `name@sha256:...` for an image pulled by
+    /// digest), replacing the entry of the same name. The index keeps the familiar form
+    /// (`debian:latest`), as every minibox before it wrote.
+    pub fn set_name(&self, name: &ImageName, manifest: &Descriptor) -> Result<()> {
+        let key = name.to_string();
         let mut d = manifest.clone();
         let mut ann = d.annotations().clone().unwrap_or_default();
-        ann.insert(REF_NAME.to_string(), name.clone());
+        ann.insert(REF_NAME.to_string(), key);
         d.set_annotations(Some(ann));
         self.update_index(|m| {
-            m.retain(|x| ref_name(x) != Some(name.as_str()));
+            m.retain(|x| entry_name(x).as_ref() != Some(name));
             m.push(d);
             Ok(())
         })
@@ -290,15 +296,28 @@ impl Store {
 
     /// Remove a tag; returns the descriptor it pointed at.
     pub fn remove_tag(&self, r: &Reference) -> Result<Descriptor> {
-        let name = r.to_string();
+        self.remove_name(&ImageName::from(r))
+    }
+
+    /// Remove the entry recorded under exactly `name`; returns its descriptor.
+    pub fn remove_name(&self, name: &ImageName) -> Result<Descriptor> {
         self.update_index(|m| {
             let i = m
                 .iter()
-                .position(|x| ref_name(x) == Some(name.as_str()))
-                .ok_or_else(|| Error::ImageNotFound(name.clone()))?;
+                .position(|x| entry_name(x).as_ref() == Some(name))
+                .ok_or_else(|| Error::ImageNotFound(name.to_string()))?;
             Ok(m.remove(i))
         })
     }
+}
+
+/// The name an index entry is recorded under, normalized.
+pub fn entry_name(d: &Descriptor) -> Option<ImageName> {
+    ImageName::parse(ref_name(d)?).ok()
+}
+
+fn names_tag(d: &Descriptor, r: &Reference) -> bool {
+    entry_name(d).is_some_and(|n| n.digest().is_none() && n.reference().as_ref() == Some(r))
 }
 
 impl Drop for Store {

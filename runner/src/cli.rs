@@ -12,7 +12,7 @@ use crate::process::Exit;
 use crate::spec::{Device, Mount, MountKind, Network, Spec};
 use crate::{lifecycle, monitor, net, state};
 use clap::Parser;
-use layers::{Reference, Store};
+use layers::Store;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -935,8 +935,7 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         .image_and_command
         .split_first()
         .expect("clap requires the image");
-    let reference = Reference::parse(image)?;
-    let img = store.image(&reference)?;
+    let img = store.resolve_image(image)?;
     let (layer_dirs, pins) = container::image_layers(&store, &img)?;
     let id = container::new_id();
     let hostname = cli.hostname.clone().unwrap_or_else(|| id[..12].to_string());

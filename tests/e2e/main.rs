@@ -7,6 +7,7 @@ mod confinement;
 mod interop;
 mod layout;
 mod lifecycle;
+mod names;
 mod parser;
 mod resilience;
 mod run;
