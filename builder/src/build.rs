@@ -270,9 +270,19 @@ impl Builder<'_> {
         })
     }
 
-    /// Pull a base image that is not in the store.
+    /// Pull a base image that is not in the store, as `docker build` does.
     fn pull(&mut self, from: &str) -> Result<layers::oci_spec::image::Descriptor> {
-        Err(layers::Error::ImageNotFound(from.to_string()).into())
+        let progress: Box<dyn layers::registry::Progress> = if self.opts.quiet {
+            Box::new(layers::registry::Quiet)
+        } else {
+            Box::new(layers::registry::progress::Stderr::new())
+        };
+        // No "Unable to find image" line, unlike mrun: a build that fails here says so in
+        // its one error line, and the step lines already say what is being pulled.
+        let name = layers::ImageName::parse(from)?;
+        let opts = layers::registry::PullOptions::default();
+        let img = layers::registry::pull(self.store, &name, &opts, &*progress)?;
+        Ok(img.manifest_desc)
     }
 
     /// An image's layer directories, pinned so a concurrent prune cannot take them mid-build.
@@ -903,7 +913,13 @@ impl Builder<'_> {
                     None => {
                         let img = self
                             .store
-                            .resolve_image(&f)
+                            .resolve(&f)
+                            .map(|found| found.descriptor().clone())
+                            .or_else(|e| match e {
+                                layers::Error::ImageNotFound(_) => self.pull(&f),
+                                e => Err(e.into()),
+                            })
+                            .and_then(|d| Ok(self.store.image_by_manifest(&d)?))
                             .map_err(|e| self.err(at, &format!("--from={f}: {e}")))?;
                         self.image_layers(&img)?
                     }

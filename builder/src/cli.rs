@@ -172,6 +172,64 @@ pub enum Cmd {
         #[arg(short, long, value_name = "FILE")]
         input: PathBuf,
     },
+    /// Download an image from a registry (name[:tag] or name@sha256:...)
+    Pull {
+        image: String,
+        /// Pick this platform from a multi-platform image (os/arch[/variant])
+        #[arg(long, value_parser = layers::registry::Platform::parse)]
+        platform: Option<layers::registry::Platform>,
+        #[command(flatten)]
+        access: AccessArgs,
+        /// Print only the image's name
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Upload an image to a registry: IMAGE to its own name, or to DESTINATION
+    Push {
+        image: String,
+        destination: Option<String>,
+        #[command(flatten)]
+        access: AccessArgs,
+        /// Show no progress
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save credentials for a registry (Docker Hub by default), after checking them
+    Login {
+        server: Option<String>,
+        #[arg(short, long)]
+        username: Option<String>,
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Remove a registry's saved credentials
+    Logout { server: Option<String> },
+}
+
+/// How to reach a registry.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AccessArgs {
+    /// Allow plain HTTP and unverified TLS (loopback registries may use HTTP without it)
+    #[arg(long)]
+    pub insecure: bool,
+    /// A directory of CA certificates (*.crt) to trust for this registry
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    fn access(&self) -> layers::registry::Access {
+        layers::registry::Access {
+            insecure: self.insecure,
+            cert_dir: self.cert_dir.clone(),
+            credentials: None,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -255,6 +313,51 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         out.flush().map_err(Error::stdout)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Cmd::Login {
+        server,
+        username,
+        password,
+        password_stdin,
+        access,
+    } = &cli.cmd
+    {
+        let host = layers::registry::registry_host(server.as_deref().unwrap_or(""));
+        let password = match (password, password_stdin) {
+            (Some(_), true) => {
+                return Err(Error::Usage(
+                    "--password and --password-stdin are mutually exclusive".into(),
+                ))
+            }
+            (Some(p), false) => p.clone(),
+            (None, true) => {
+                let mut p = String::new();
+                std::io::stdin().read_line(&mut p).map_err(|e| {
+                    Error::Failed(format!("login {host}: read password from stdin: {e}"))
+                })?;
+                p.trim_end_matches(['\n', '\r']).to_string()
+            }
+            (None, false) => {
+                return Err(Error::Usage(format!(
+                    "login {host}: give the password with -p or --password-stdin"
+                )))
+            }
+        };
+        let username = username
+            .clone()
+            .ok_or_else(|| Error::Usage(format!("login {host}: give the user name with -u")))?;
+        let creds = layers::registry::Credentials { username, password };
+        layers::registry::login(&host, &creds, &access.access())?;
+        println!("Login Succeeded");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Cmd::Logout { server } = &cli.cmd {
+        let host = layers::registry::registry_host(server.as_deref().unwrap_or(""));
+        match layers::registry::logout(&host)? {
+            true => println!("Removing login credentials for {host}"),
+            false => println!("Not logged in to {host}"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let root = cli
         .root
         .or_else(|| {
@@ -290,10 +393,61 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Cmd::Fsck => manage::fsck(&store, &mut out)?,
         Cmd::Save { image, output } => manage::save(&store, &image, &output)?,
         Cmd::Load { input } => manage::load(&store, &input, &mut out)?,
+        Cmd::Pull {
+            image,
+            platform,
+            access,
+            quiet,
+        } => {
+            let name = layers::ImageName::parse(&image)?;
+            let opts = layers::registry::PullOptions {
+                access: access.access(),
+                platform,
+                jobs: 0,
+            };
+            layers::registry::pull(&store, &name, &opts, &*progress(quiet))?;
+            writeln!(out, "{}", name_full(&name)).map_err(Error::stdout)?;
+            ExitCode::SUCCESS
+        }
+        Cmd::Push {
+            image,
+            destination,
+            access,
+            quiet,
+        } => {
+            let dest = layers::ImageName::parse(destination.as_deref().unwrap_or(&image))?;
+            let opts = layers::registry::PushOptions {
+                access: access.access(),
+                jobs: 0,
+            };
+            layers::registry::push(&store, &image, &dest, &opts, &*progress(quiet))?;
+            ExitCode::SUCCESS
+        }
+        Cmd::Login { .. } | Cmd::Logout { .. } => {
+            unreachable!("handled before the store is opened")
+        }
         Cmd::Check { .. } => unreachable!("handled before the store is opened"),
     };
     out.flush().map_err(Error::stdout)?;
     Ok(code)
+}
+
+/// Progress on stderr, or none with `-q`.
+fn progress(quiet: bool) -> Box<dyn layers::registry::Progress> {
+    if quiet {
+        Box::new(layers::registry::Quiet)
+    } else {
+        Box::new(layers::registry::progress::Stderr::new())
+    }
+}
+
+/// `docker.io/library/debian:latest`, as `docker pull` ends.
+fn name_full(n: &layers::ImageName) -> String {
+    match (n.tag(), n.digest()) {
+        (_, Some(d)) => format!("{}@{d}", n.full_name()),
+        (Some(t), None) => format!("{}:{t}", n.full_name()),
+        (None, None) => n.full_name(),
+    }
 }
 
 fn build(store: &layers::Store, b: BuildArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {

@@ -38,6 +38,9 @@ pub enum Error {
     /// A store another user could change (see `store::check_owned`).
     #[error("store {root}: {reason}")]
     UnsafeStore { root: String, reason: String },
+    /// A registry operation failed: "pull 127.0.0.1:5000/app:1: unauthorized: ...".
+    #[error("{op}: {msg}")]
+    Registry { op: String, msg: String },
 }
 
 impl Error {

@@ -48,12 +48,16 @@ impl Store {
 
     /// The entries `name` matches: with a digest, every entry of that repository whose
     /// manifest (or the index it was picked from) has that digest; otherwise its tag.
+    /// The closest match comes first: an entry recorded under that very digest, then one
+    /// whose manifest has it, then one picked from an index that has it.
     pub fn find(&self, name: &ImageName) -> Result<Vec<(ImageName, Descriptor)>> {
-        Ok(self
+        let mut v: Vec<(u8, (ImageName, Descriptor))> = self
             .entries()?
             .into_iter()
-            .filter(|(n, d)| matches(name, n, d))
-            .collect())
+            .filter_map(|(n, d)| rank(name, &n, &d).map(|r| (r, (n, d))))
+            .collect();
+        v.sort_by_key(|(r, _)| *r);
+        Ok(v.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Resolve what a user typed: a name, then an image-ID prefix. An unknown name is
@@ -116,20 +120,24 @@ impl Store {
     }
 }
 
-fn matches(want: &ImageName, have: &ImageName, d: &Descriptor) -> bool {
+/// How well entry `have` (manifest `d`) matches `want`: None for not at all, lower is closer.
+fn rank(want: &ImageName, have: &ImageName, d: &Descriptor) -> Option<u8> {
     if want.name() != have.name() {
-        return false;
+        return None;
     }
-    match want.digest() {
-        Some(w) => {
-            have.digest() == Some(w)
-                || d.digest() == w
-                || d.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REPO_DIGEST))
-                    .is_some_and(|r| r == w.as_ref())
-        }
-        None => have.digest().is_none() && have.tag() == want.tag(),
+    let Some(w) = want.digest() else {
+        return (have.digest().is_none() && have.tag() == want.tag()).then_some(0);
+    };
+    if have.digest() == Some(w) {
+        Some(0)
+    } else if d.digest() == w {
+        Some(1)
+    } else {
+        d.annotations()
+            .as_ref()
+            .and_then(|a| a.get(REPO_DIGEST))
+            .is_some_and(|r| r == w.as_ref())
+            .then_some(2)
     }
 }
 

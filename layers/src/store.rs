@@ -358,10 +358,36 @@ impl BlobWriter<'_> {
     }
 
     /// Flush, fsync and rename to `oci/blobs/sha256/<hash>`. Returns the digest and size.
-    pub fn commit(mut self) -> Result<(Digest, u64)> {
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        self.finish(None)
+    }
+
+    /// Commit only when the content hashes to `want` (and has `size` bytes, when given):
+    /// otherwise the temp file goes and no blob gets a name. For content from elsewhere
+    /// (a registry) that claims a digest.
+    pub fn commit_verified(self, want: &Digest, size: Option<u64>) -> Result<u64> {
+        self.finish(Some((want, size))).map(|(_, n)| n)
+    }
+
+    fn finish(mut self, want: Option<(&Digest, Option<u64>)>) -> Result<(Digest, u64)> {
         let path = self.path.clone();
         let (buf, digest, size) = self.inner.take().expect("not yet committed").finish();
         let res = (|| {
+            if let Some((w, n)) = want {
+                if let Some(n) = n.filter(|n| *n != size) {
+                    return Err(Error::BadBlob {
+                        digest: w.to_string(),
+                        reason: format!("size mismatch: expected {n} bytes, got {size}"),
+                    });
+                }
+                if *w != digest {
+                    return Err(Error::DigestMismatch {
+                        what: "blob",
+                        digest: w.to_string(),
+                        actual: digest.to_string(),
+                    });
+                }
+            }
             let file = buf
                 .into_inner()
                 .map_err(|e| e.into_error())

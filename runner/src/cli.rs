@@ -234,6 +234,12 @@ pub struct RunArgs {
     /// seccomp=unconfined, seccomp=PROFILE.json (Docker's format), no-new-privileges
     #[arg(long = "security-opt", value_name = "OPT")]
     security_opt: Vec<String>,
+    /// Pull the image before running: missing (default), always or never
+    #[arg(long, value_name = "POLICY", default_value = "missing")]
+    pull: layers::registry::PullPolicy,
+    /// Platform to pull when the image is an index (os/arch[/variant]; default this machine's)
+    #[arg(long, value_name = "PLATFORM", value_parser = layers::registry::Platform::parse)]
+    platform: Option<layers::registry::Platform>,
     // One positional for both, so that everything after the image belongs to the command
     // (trailing_var_arg): `mrun img --version` runs `--version` in the container, as
     // `docker run` does, rather than printing mrun's version.
@@ -935,7 +941,15 @@ pub fn run(root: &std::path::Path, cli: RunArgs) -> Result<i32> {
         .image_and_command
         .split_first()
         .expect("clap requires the image");
-    let img = store.resolve_image(image)?;
+    let pull = layers::registry::PullOptions {
+        platform: cli.platform.clone(),
+        ..Default::default()
+    };
+    let progress = layers::registry::progress::Stderr::new();
+    let img = layers::registry::ensure(&store, image, cli.pull, &pull, &progress)?;
+    if let Some(w) = layers::registry::platform_warning(&img) {
+        eprintln!("mrun: {w}");
+    }
     let (layer_dirs, pins) = container::image_layers(&store, &img)?;
     let id = container::new_id();
     let hostname = cli.hostname.clone().unwrap_or_else(|| id[..12].to_string());

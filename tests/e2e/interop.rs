@@ -149,12 +149,12 @@ impl Drop for Overlay {
 
 /// podman with all of its state in a temporary directory (see shared/ANCHORS.md), removed
 /// on drop with anything podman left mounted under it.
-struct Podman {
+pub(crate) struct Podman {
     dir: tempfile::TempDir,
 }
 
 impl Podman {
-    fn new() -> Podman {
+    pub(crate) fn new() -> Podman {
         let dir = tempfile::Builder::new()
             .prefix("minibox-podman-")
             .tempdir()
@@ -180,7 +180,7 @@ impl Podman {
         Podman { dir }
     }
 
-    fn run(&self, args: &[&str]) -> String {
+    pub(crate) fn run(&self, args: &[&str]) -> String {
         let p = self.dir.path();
         let o = Command::new("podman")
             .env("CONTAINERS_CONF", p.join("containers.conf"))

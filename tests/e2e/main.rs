@@ -9,6 +9,8 @@ mod layout;
 mod lifecycle;
 mod names;
 mod parser;
+mod registry;
+mod registry_server;
 mod resilience;
 mod run;
 mod security;

@@ -884,11 +884,23 @@ fn exit_codes_follow_docker() {
     assert_eq!(code(&mrun(&env, &[IMG, "/probe", "exit", "0"])), 0);
     assert_eq!(code(&mrun(&env, &[IMG, "sh", "-c", "exit 3"])), 3);
 
-    let o = mrun(&env, &["nosuch:1", "true"]);
+    let o = mrun(&env, &["--pull", "never", "nosuch:1", "true"]);
     assert_eq!(code(&o), 125);
     assert_eq!(
         assert_one_line_error(&o, "no such image"),
         "mrun: no such image: nosuch:1"
+    );
+    // Without --pull never, a missing image is pulled first, as docker run does (from
+    // Docker Hub here, which the test does not count on reaching): a failed pull is 125 too.
+    let o = mrun(&env, &["nosuch:1", "true"]);
+    assert_eq!(code(&o), 125);
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines[0], "Unable to find image 'nosuch:1' locally");
+    assert!(
+        lines[1].starts_with("mrun: pull docker.io/library/nosuch:1: "),
+        "{err}"
     );
 
     let o = mrun(&env, &[IMG, "/etc/passwd"]);
