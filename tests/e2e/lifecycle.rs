@@ -681,17 +681,17 @@ fn fifty_containers_started_at_once_get_distinct_addresses_and_all_answer() {
 }
 
 /// tmux, driven with send-keys and read with capture-pane: a real terminal for `-it`.
-struct Tmux {
-    socket: String,
+pub(crate) struct Tmux {
+    pub(crate) socket: String,
 }
 
 impl Tmux {
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket]);
         c
     }
-    fn send(&self, keys: &[&str]) {
+    pub(crate) fn send(&self, keys: &[&str]) {
         let st = self
             .cmd()
             .args(["send-keys", "-t", "t"])
@@ -700,7 +700,7 @@ impl Tmux {
             .unwrap();
         assert!(st.success());
     }
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         text(
             &self
                 .cmd()
@@ -710,7 +710,7 @@ impl Tmux {
                 .stdout,
         )
     }
-    fn wait_for(&self, what: &str) -> String {
+    pub(crate) fn wait_for(&self, what: &str) -> String {
         let mut last = String::new();
         let ok = eventually(Duration::from_secs(20), || {
             last = self.screen();

@@ -703,3 +703,72 @@ fn from_ubuntu_attempts_docker_hub_and_names_it_in_one_line() {
     );
     assert!(env.ok(["images", "-q"]).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// progress on a terminal
+
+#[test]
+fn progress_on_a_terminal_is_one_row_per_blob_redrawn_in_place() {
+    let Some(ctx) = Ctx::new(Flavour::Plain) else {
+        return;
+    };
+    if skip_unless(
+        have("tmux"),
+        "tmux is not installed (scripts/install-deps installs it)",
+    ) {
+        return;
+    }
+    let name = format!("{}/probe:1", ctx.reg.host);
+    ctx.ok(&["push", IMG, &name]);
+    let v = json(&ctx.ok(&["inspect", IMG]));
+    let layer = v[0]["Manifest"]["layers"][0]["digest"].as_str().unwrap()[7..19].to_string();
+    let config = v[0]["Manifest"]["config"]["digest"].as_str().unwrap()[7..19].to_string();
+    let tmux = crate::lifecycle::Tmux {
+        socket: format!("minibox-e2e-reg-{}", std::process::id()),
+    };
+    let st = tmux
+        .cmd()
+        .args(["new-session", "-d", "-s", "t", "-x", "120", "-y", "30"])
+        .arg("env PS1='host$ ' sh")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tmux.wait_for("host$");
+    // The raw bytes the pane receives, escape codes and all.
+    let raw = ctx.env.path("pane.raw");
+    let st = tmux
+        .cmd()
+        .args(["pipe-pane", "-t", "t", "-o"])
+        .arg(format!("cat >> {}", raw.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cmd = format!(
+        "HOME={} REGISTRY_AUTH_FILE={} {MBUILD} --root {} pull {name} 2>&1; echo PULL-$((40+2))",
+        ctx.home().display(),
+        ctx.auth_file().display(),
+        ctx.env.path("fresh").display()
+    );
+    tmux.send(&[&cmd, "Enter"]);
+    let screen = tmux.wait_for("PULL-42");
+    // Each blob's row was drawn when it started and again when it ended: in place, so it
+    // shows once, in its final state.
+    for id in [&layer, &config] {
+        let rows: Vec<&str> = screen
+            .lines()
+            .filter(|l| l.starts_with(id.as_str()))
+            .collect();
+        assert_eq!(rows.len(), 1, "{id}:\n{screen}");
+        assert!(rows[0].starts_with(&format!("{id}: pulled ")), "{screen}");
+        assert!(rows[0].ends_with("/s)"), "{screen}");
+    }
+    assert!(screen.contains("Digest: sha256:"), "{screen}");
+    // Drawn with cursor movements: up over the rows, clear each line, write it again.
+    let bytes = fs::read(&raw).unwrap();
+    let raw = String::from_utf8_lossy(&bytes);
+    assert!(
+        raw.contains("\x1b[2K") && raw.contains("A\x1b[2K"),
+        "{raw:?}"
+    );
+    assert!(raw.matches(&format!("{layer}: ")).count() >= 2, "{raw:?}");
+}
