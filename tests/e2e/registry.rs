@@ -353,6 +353,40 @@ fn skopeo_push_then_mbuild_pull(flavour: Flavour) {
         "{images}"
     );
 
+    // Docker's media types (schema 2 manifests in a manifest list) read the same way, and
+    // a push sends the manifest back byte for byte.
+    if flavour == Flavour::Plain {
+        let docker = format!("{}/multi-docker:1", ctx.reg.host);
+        ctx.skopeo(
+            "copy",
+            &[
+                "--all",
+                "--format",
+                "v2s2",
+                &format!("oci:{}:multi", layout.display()),
+                &format!("docker://{docker}"),
+            ],
+        );
+        let raw = json(&ctx.skopeo("inspect", &["--raw", &format!("docker://{docker}")]));
+        assert_eq!(
+            raw["mediaType"],
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        );
+        let mut args = vec!["--net", "none", docker.as_str()];
+        args.extend(echo);
+        let o = ctx.mrun_on(&fresh, &args);
+        assert_eq!(text(&o.stdout), "amd64\n", "{}", text(&o.stderr));
+        let v = json(&ctx.ok_on(&fresh, &["inspect", &docker]));
+        assert_eq!(
+            v[0]["Manifest"]["mediaType"],
+            "application/vnd.docker.distribution.manifest.v2+json"
+        );
+        let back = format!("{}/docker-back:1", ctx.reg.host);
+        ctx.ok_on(&fresh, &["push", &docker, &back]);
+        let got = json(&ctx.skopeo("inspect", &[&format!("docker://{back}")]));
+        assert_eq!(got["Digest"], v[0]["Digest"]);
+    }
+
     // --pull never with an image the store lacks: mrun's own failure, 125, one line.
     let o = ctx.mrun_on(
         &fresh,
@@ -771,4 +805,66 @@ fn progress_on_a_terminal_is_one_row_per_blob_redrawn_in_place() {
         "{raw:?}"
     );
     assert!(raw.matches(&format!("{layer}: ")).count() >= 2, "{raw:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// zstd layers
+
+#[test]
+fn a_zstd_layer_is_refused_in_one_line_naming_it() {
+    let Some(ctx) = Ctx::new(Flavour::Plain) else {
+        return;
+    };
+    // An OCI layout with one image whose only layer is zstd (a frame of one raw block
+    // holding an empty tar: 1024 zero bytes).
+    let dir = ctx.env.path("zstd-layout");
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let d = sha256(bytes);
+        fs::write(blobs.join(&d[7..]), bytes).unwrap();
+        (d, bytes.len())
+    };
+    // Magic, then a frame header: single segment with a 2-byte content size (stored as
+    // size - 256, RFC 8878 3.1.1.1.4), then one block.
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x60];
+    frame.extend(((1024 - 256) as u16).to_le_bytes());
+    let block_header: u32 = 1 | (1024 << 3); // last block, raw, 1024 bytes
+    frame.extend(&block_header.to_le_bytes()[..3]);
+    frame.extend([0u8; 1024]);
+    let (ld, ls) = put(&frame);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&[0u8; 1024])]},
+    });
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": ld, "size": ls}],
+    });
+    let (md, ms) = put(&serde_json::to_vec(&m).unwrap());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+        "annotations": {"org.opencontainers.image.ref.name": "z"}}]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let name = format!("{}/zstd:1", ctx.reg.host);
+    ctx.skopeo(
+        "copy",
+        &[
+            &format!("oci:{}:z", dir.display()),
+            &format!("docker://{name}"),
+        ],
+    );
+    let fresh = ctx.env.path("fresh");
+    let o = ctx.mbuild_on(&fresh, &["pull", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_one_line_error(
+        &o,
+        &format!("mbuild: pull {name}: layer {ld}: zstd-compressed layers are not supported yet"),
+    );
+    assert!(ctx.ok_on(&fresh, &["images", "-q"]).is_empty());
+    assert_eq!(files_under(&fresh.join("blobs")), Vec::<PathBuf>::new());
 }
