@@ -328,7 +328,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                     "--password and --password-stdin are mutually exclusive".into(),
                 ))
             }
-            (Some(p), false) => p.clone(),
+            (Some(p), false) => {
+                eprintln!(
+                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
+                );
+                p.clone()
+            }
             (None, true) => {
                 let mut p = String::new();
                 std::io::stdin().read_line(&mut p).map_err(|e| {
@@ -406,7 +411,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
                 jobs: 0,
             };
             layers::registry::pull(&store, &name, &opts, &*progress(quiet))?;
-            writeln!(out, "{}", name_full(&name)).map_err(Error::stdout)?;
+            writeln!(out, "{}", name.full()).map_err(Error::stdout)?;
             ExitCode::SUCCESS
         }
         Cmd::Push {
@@ -438,15 +443,6 @@ fn progress(quiet: bool) -> Box<dyn layers::registry::Progress> {
         Box::new(layers::registry::Quiet)
     } else {
         Box::new(layers::registry::progress::Stderr::new())
-    }
-}
-
-/// `docker.io/library/debian:latest`, as `docker pull` ends.
-fn name_full(n: &layers::ImageName) -> String {
-    match (n.tag(), n.digest()) {
-        (_, Some(d)) => format!("{}@{d}", n.full_name()),
-        (Some(t), None) => format!("{}:{t}", n.full_name()),
-        (None, None) => n.full_name(),
     }
 }
 

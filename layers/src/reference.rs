@@ -145,6 +145,18 @@ impl ImageName {
     pub fn full_name(&self) -> String {
         full_name(&self.name)
     }
+    /// The fully qualified form with tag and digest: `docker.io/library/debian:latest`.
+    pub fn full(&self) -> String {
+        let mut s = self.full_name();
+        if let Some(t) = &self.tag {
+            s = format!("{s}:{t}");
+        }
+        if let Some(d) = &self.digest {
+            s = format!("{s}@{d}");
+        }
+        s
+    }
+
     /// The tag this name stores an image under, when it has one.
     pub fn reference(&self) -> Option<Reference> {
         self.tag.as_ref().map(|t| Reference {

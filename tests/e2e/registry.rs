@@ -101,8 +101,12 @@ impl Ctx {
 
     fn login(&self) {
         if self.reg.flavour == Flavour::Basic {
-            let out = self.ok(&["login", "-u", USER, "-p", PASSWORD, &self.reg.host]);
-            assert_eq!(out.trim(), "Login Succeeded");
+            let o = self.mbuild(&["login", "-u", USER, "-p", PASSWORD, &self.reg.host]);
+            assert_eq!(text(&o.stdout), "Login Succeeded\n", "{}", text(&o.stderr));
+            assert_eq!(
+                text(&o.stderr),
+                "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n"
+            );
         }
     }
 
@@ -437,7 +441,7 @@ fn wrong_password_and_missing_login_are_one_line_errors() {
         ),
     );
 
-    let o = ctx.mbuild(&["login", "-u", USER, "-p", "wrong", &host]);
+    let o = login_stdin(&ctx, "wrong");
     assert_eq!(o.status.code(), Some(1));
     assert_one_line_error(
         &o,
@@ -446,18 +450,7 @@ fn wrong_password_and_missing_login_are_one_line_errors() {
     assert!(!ctx.auth_file().exists(), "a failed login saved nothing");
 
     // The right password, from stdin: saved 0600 in the auth file, in Docker's shape.
-    let mut c = Command::new(MBUILD);
-    c.args(["login", "-u", USER, "--password-stdin", &host]);
-    ctx.with_env(&mut c);
-    c.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        format!("{PASSWORD}\n").as_bytes(),
-    )
-    .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = login_stdin(&ctx, PASSWORD);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "Login Succeeded\n");
     let mode = fs::metadata(ctx.auth_file()).unwrap().permissions().mode() & 0o777;
@@ -520,6 +513,23 @@ fn wrong_password_and_missing_login_are_one_line_errors() {
         ctx.ok(&["logout", &host]).trim(),
         format!("Not logged in to {host}")
     );
+}
+
+/// `mbuild login -u USER --password-stdin HOST`, the password written to its stdin.
+fn login_stdin(ctx: &Ctx, password: &str) -> Output {
+    let mut c = Command::new(MBUILD);
+    c.args(["login", "-u", USER, "--password-stdin", &ctx.reg.host]);
+    ctx.with_env(&mut c);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{password}\n").as_bytes(),
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Base64 for the expected auth-file values, written out here so the test does not use the

@@ -134,11 +134,7 @@ fn named(op: &str, name: &ImageName, host: &str, e: RegError) -> Error {
     {
         msg.push_str(&format!(" (run mbuild login {host})"));
     }
-    let shown = match (name.tag(), name.digest()) {
-        (Some(t), None) => format!("{}:{t}", name.full_name()),
-        (_, Some(d)) => format!("{}@{d}", name.full_name()),
-        (None, None) => name.full_name(),
-    };
+    let shown = name.full();
     Error::Registry {
         op: format!("{op} {shown}"),
         msg,
