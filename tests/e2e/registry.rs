@@ -100,7 +100,7 @@ impl Ctx {
     }
 
     fn login(&self) {
-        if self.reg.flavour == Flavour::Basic {
+        if matches!(self.reg.flavour, Flavour::Basic | Flavour::Token) {
             let o = self.mbuild(&["login", "-u", USER, "-p", PASSWORD, &self.reg.host]);
             assert_eq!(text(&o.stdout), "Login Succeeded\n", "{}", text(&o.stderr));
             assert_eq!(
@@ -227,6 +227,63 @@ fn basic_auth_mbuild_push_skopeo_pull_and_run() {
 #[test]
 fn tls_mbuild_push_skopeo_pull_and_run() {
     push_then_others_pull(Flavour::Tls, false);
+}
+
+#[test]
+fn bearer_token_mbuild_push_skopeo_pull_and_run() {
+    push_then_others_pull(Flavour::Token, false);
+}
+
+/// A registry that hands out Bearer tokens, as Docker Hub does: anonymous pulls work with
+/// an anonymous token; a push needs a login; the token is asked for the operation's scope.
+#[test]
+fn bearer_tokens_anonymous_pull_and_push_after_login() {
+    let Some(ctx) = Ctx::new(Flavour::Token) else {
+        return;
+    };
+    let host = ctx.reg.host.clone();
+    let name = format!("{host}/team/probe:1");
+    let layout = ctx.env.path("layout");
+    ctx.ok(&["save", "-o", layout.to_str().unwrap(), IMG]);
+    ctx.skopeo(
+        "copy",
+        &[
+            &format!("docker-archive:{}", layout.display()),
+            &format!("docker://{name}"),
+        ],
+    );
+    let fresh = ctx.env.path("fresh");
+    let o = ctx.mrun_on(&fresh, &["--net", "none", &name, "/bin/echo", "anonymous"]);
+    assert_eq!(text(&o.stdout), "anonymous\n", "{}", text(&o.stderr));
+    let asked = ctx.reg.token_requests.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|q| q.contains("scope=repository:team/probe:pull") && !q.contains("account=")),
+        "{asked:?}"
+    );
+
+    let o = ctx.mbuild(&["push", IMG, &format!("{host}/team/other:1")]);
+    assert_eq!(o.status.code(), Some(1));
+    let line = assert_one_line_error(&o, &format!("mbuild: push {host}/team/other:1: "));
+    assert!(
+        line.ends_with(&format!("(run mbuild login {host})")),
+        "{line}"
+    );
+
+    let o = login_stdin(&ctx, "wrong");
+    assert_one_line_error(
+        &o,
+        &format!("mbuild: login {host}: unauthorized: incorrect username or password"),
+    );
+    ctx.login();
+    ctx.ok(&["push", IMG, &format!("{host}/team/other:1")]);
+    let asked = ctx.reg.token_requests.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|q| q.contains(&format!("account={USER}"))
+            && q.contains("scope=repository:team/other:pull,push")),
+        "{asked:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ pub enum Flavour {
     Plain,
     Basic,
     Tls,
+    /// Bearer tokens from a token server of the test's own (anonymous: pull only).
+    Token,
 }
 
 pub const USER: &str = "tester";
@@ -30,6 +32,9 @@ pub struct Registry {
     pub host: String,
     pub flavour: Flavour,
     child: Child,
+    /// The token server (Token flavour): what it was asked, and its stop flag.
+    pub token_requests: Arc<std::sync::Mutex<Vec<String>>>,
+    token_stop: Arc<AtomicBool>,
 }
 
 /// Whether the tools a registry test needs are here; says why not (CI installs them).
@@ -38,7 +43,7 @@ pub fn available(flavour: Flavour) -> bool {
     match flavour {
         Flavour::Plain => {}
         Flavour::Basic => tools.push("htpasswd"),
-        Flavour::Tls => tools.push("openssl"),
+        Flavour::Tls | Flavour::Token => tools.push("openssl"),
     }
     !tools.iter().any(|t| {
         skip_unless(
@@ -87,6 +92,16 @@ impl Registry {
         if flavour == Flavour::Tls {
             make_certs(d);
         }
+        let token_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let token_stop = Arc::new(AtomicBool::new(false));
+        if flavour == Flavour::Token {
+            let realm = token_server(d, token_requests.clone(), token_stop.clone());
+            extra.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                d.join("token.crt").display()
+            ));
+        }
         // A port taken between our probe and the registry's bind is retried on another.
         for _ in 0..5 {
             let port = free_port();
@@ -123,6 +138,8 @@ impl Registry {
                 host,
                 flavour,
                 child,
+                token_requests: token_requests.clone(),
+                token_stop: token_stop.clone(),
             };
             if r.wait_ready() {
                 return Some(r);
@@ -204,7 +221,7 @@ impl Registry {
 
     pub fn creds_args(&self) -> Vec<String> {
         match self.flavour {
-            Flavour::Basic => vec![format!("--creds={USER}:{PASSWORD}")],
+            Flavour::Basic | Flavour::Token => vec![format!("--creds={USER}:{PASSWORD}")],
             _ => vec![],
         }
     }
@@ -212,9 +229,221 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        self.token_stop.store(true, Ordering::Relaxed);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const TOKEN_SERVICE: &str = "minibox-test";
+const TOKEN_ISSUER: &str = "minibox-test-issuer";
+
+fn b64(b: &[u8], url: bool) -> String {
+    let t: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut o = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                o.push(t[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else if !url {
+                o.push('=');
+            }
+        }
+    }
+    o
+}
+
+fn unb64(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' | b'-' => 62,
+            _ => 63,
+        }
+    };
+    let b: Vec<u8> = s.bytes().filter(|c| *c != b'=').collect();
+    let mut out = Vec::new();
+    for c in b.chunks(4) {
+        let mut n = 0u32;
+        for (i, x) in c.iter().enumerate() {
+            n |= val(*x) << (18 - 6 * i);
+        }
+        for i in 0..c.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A token server on 127.0.0.1 (an RS256 JWT per request, signed with `openssl dgst`, its
+/// certificate in the `x5c` header and in the registry's rootcertbundle), as Docker Hub's
+/// auth.docker.io serves them: anonymous requests get pull access only; USER with PASSWORD
+/// (Basic) gets what the scopes ask; a wrong password is a 401. Returns the realm URL.
+fn token_server(
+    d: &Path,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+) -> String {
+    run(Command::new("openssl").current_dir(d).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "token.key",
+        "-out",
+        "token.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=minibox test token signer",
+    ]));
+    let der = Command::new("openssl")
+        .current_dir(d)
+        .args(["x509", "-in", "token.crt", "-outform", "DER"])
+        .output()
+        .unwrap()
+        .stdout;
+    let header = format!(
+        r#"{{"typ":"JWT","alg":"RS256","x5c":["{}"]}}"#,
+        b64(&der, false)
+    );
+    let key = d.join("token.key");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let realm = format!("http://127.0.0.1:{}/token", l.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((mut c, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            c.set_nonblocking(false).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&req).into_owned();
+            let line = req.lines().next().unwrap_or_default().to_string();
+            let query = line
+                .split(' ')
+                .nth(1)
+                .and_then(|u| u.split_once('?'))
+                .map(|(_, q)| q.to_string())
+                .unwrap_or_default();
+            requests.lock().unwrap().push(unescape(&query));
+            let auth = req
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Authorization: Basic ")
+                        .or_else(|| l.strip_prefix("authorization: Basic "))
+                })
+                .map(|b| String::from_utf8_lossy(&unb64(b.trim())).into_owned());
+            let user = match auth.as_deref() {
+                None => None,
+                Some(a) if a == format!("{USER}:{PASSWORD}") => Some(USER),
+                Some(_) => {
+                    let body =
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
+                    let _ = write!(c, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    continue;
+                }
+            };
+            let mut access = Vec::new();
+            for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                if k != "scope" {
+                    continue;
+                }
+                let v = unescape(v);
+                let parts: Vec<&str> = v.split(':').collect();
+                if parts.len() != 3 || parts[0] != "repository" {
+                    continue;
+                }
+                let actions: Vec<&str> = parts[2]
+                    .split(',')
+                    .filter(|a| user.is_some() || *a == "pull")
+                    .collect();
+                access.push(format!(
+                    r#"{{"type":"repository","name":"{}","actions":{}}}"#,
+                    parts[1],
+                    serde_json::to_string(&actions).unwrap()
+                ));
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let claims = format!(
+                r#"{{"iss":"{TOKEN_ISSUER}","sub":"{}","aud":"{TOKEN_SERVICE}","exp":{},"nbf":{},"iat":{now},"jti":"{now}-{}","access":[{}]}}"#,
+                user.unwrap_or(""),
+                now + 600,
+                now - 60,
+                access.len(),
+                access.join(",")
+            );
+            let signing = format!(
+                "{}.{}",
+                b64(header.as_bytes(), true),
+                b64(claims.as_bytes(), true)
+            );
+            let mut sign = Command::new("openssl")
+                .args(["dgst", "-sha256", "-sign"])
+                .arg(&key)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            sign.stdin
+                .take()
+                .unwrap()
+                .write_all(signing.as_bytes())
+                .unwrap();
+            let sig = sign.wait_with_output().unwrap().stdout;
+            let token = format!("{signing}.{}", b64(&sig, true));
+            let body =
+                format!(r#"{{"token":"{token}","access_token":"{token}","expires_in":600}}"#);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    realm
 }
 
 /// A CA, and a server certificate it signs for IP:127.0.0.1 and DNS:localhost.
