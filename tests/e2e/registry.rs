@@ -189,6 +189,23 @@ fn push_then_others_pull(flavour: Flavour, with_podman: bool) {
     let o = ctx.mrun_on(&other, &["--net", "none", "probe:1", "/bin/echo", "ran"]);
     assert_eq!(text(&o.stdout), "ran\n", "{}", text(&o.stderr));
 
+    if flavour == Flavour::Tls {
+        // Without the CA the certificate is refused in one line (no fall back to plain HTTP:
+        // the registry speaks TLS); `--cert-dir` gives the CA instead of certs.d.
+        fs::remove_dir_all(ctx.home().join(".config/containers/certs.d")).unwrap();
+        let fresh = ctx.env.path("no-ca-store");
+        let o = ctx.mbuild_on(&fresh, &["pull", &dest]);
+        assert_eq!(o.status.code(), Some(1));
+        let line = assert_one_line_error(&o, &format!("mbuild: pull {dest}: 127.0.0.1:"));
+        assert!(line.to_lowercase().contains("certificate"), "{line}");
+        let dir = ctx.reg.cert_dir();
+        ctx.ok_on(
+            &fresh,
+            &["pull", "--cert-dir", dir.to_str().unwrap(), &dest],
+        );
+        assert_eq!(digest_of(&ctx, &fresh, &dest), want);
+    }
+
     if with_podman {
         if skip_unless(have("podman"), "podman is not installed") {
             return;
@@ -447,6 +464,24 @@ fn skopeo_push_then_mbuild_pull(flavour: Flavour) {
         let got = json(&ctx.skopeo("inspect", &[&format!("docker://{back}")]));
         assert_eq!(got["Digest"], v[0]["Digest"]);
     }
+
+    // FROM pulls a base the store lacks (and COPY --from an image by digest).
+    let built = ctx.env.path("built-store");
+    let ctxdir = ctx.env.path("from-ctx");
+    fs::create_dir_all(&ctxdir).unwrap();
+    fs::write(
+        ctxdir.join("Minifile"),
+        format!(
+            "FROM {name}\nCOPY --from={by_digest} /etc/group /copied-group\n\
+             RUN echo built-on-$PLATFORM > /built\nCMD [\"/bin/cat\", \"/built\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = ctx.mbuild_on(&built, &["-t", "built:1", ctxdir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains(": pulled "), "{}", text(&o.stderr));
+    let o = ctx.mrun_on(&built, &["--net", "none", "built:1"]);
+    assert_eq!(text(&o.stdout), "built-on-amd64\n", "{}", text(&o.stderr));
 
     // --pull never with an image the store lacks: mrun's own failure, 125, one line.
     let o = ctx.mrun_on(
