@@ -480,7 +480,7 @@ impl Read for VerifiedReader {
 /// each a directory or a file. A parent comes before what is below it. The OCI layout is in
 /// `oci/`; an older store's is at the top (and, during the move, in `oci.migrating/`), and is
 /// checked too, before the move renames anything of it.
-const LAYOUT: [(&str, bool); 19] = [
+const LAYOUT: [(&str, bool); 20] = [
     ("oci", true),
     ("oci/blobs", true),
     ("oci/blobs/sha256", true),
@@ -498,6 +498,7 @@ const LAYOUT: [(&str, bool); 19] = [
     ("names", true),
     ("network", true),
     ("lock", false),
+    ("sources.json", false),
     ("oci.migrating/blobs", true),
     ("oci.migrating/index.json", false),
 ];

@@ -170,6 +170,6 @@ fn rmi_of_images_q_empties_the_list() {
     assert_eq!(env.ok(["images", "-q"]), "");
     assert_eq!(env.ok(["images"]).lines().count(), 1);
     // And the blobs went with them.
-    let blobs = fs::read_dir(env.root.join("blobs/sha256")).unwrap().count();
+    let blobs = fs::read_dir(env.root.join("oci/blobs/sha256")).unwrap().count();
     assert_eq!(blobs, 0);
 }

@@ -323,7 +323,7 @@ fn two_platform_layout(ctx: &Ctx, dir: &Path) -> String {
     for l in manifest["layers"].as_array().unwrap() {
         let d = l["digest"].as_str().unwrap();
         fs::copy(
-            ctx.env.root.join("blobs/sha256").join(&d[7..]),
+            ctx.env.root.join("oci/blobs/sha256").join(&d[7..]),
             blobs.join(&d[7..]),
         )
         .unwrap();
@@ -810,7 +810,7 @@ fn a_connection_cut_mid_layer_leaves_no_blob_and_a_retry_works() {
 
     // The proxy passes the next connection whole: the same command now works.
     ctx.ok_on(&fresh, &["pull", &name]);
-    assert!(fresh.join("blobs/sha256").join(&layer[7..]).exists());
+    assert!(fresh.join("oci/blobs/sha256").join(&layer[7..]).exists());
     let o = ctx.mrun_on(&fresh, &["--net", "none", &name, "/bin/wc", "-c", "/junk"]);
     assert_eq!(
         text(&o.stdout).split_whitespace().next(),
