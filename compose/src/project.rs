@@ -570,7 +570,10 @@ fn check_references(p: &Project) -> Result<()> {
 
 fn check_container_names(p: &Project) -> Result<()> {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for s in p.services.values() {
+    // In the order of the file, so that the second user of a name is the one reported.
+    let mut services: Vec<&Service> = p.services.values().collect();
+    services.sort_by_key(|s| s.at.as_ref().map_or(0, |a| a.line));
+    for s in services {
         if let Some(other) = seen.insert(&s.container, &s.name) {
             let at = s.at.clone().expect("a parsed service has a place");
             return Err(Error::at(
@@ -645,5 +648,507 @@ fn order(p: &Project, first: &Arc<str>) -> Result<Vec<String>> {
             ));
         }
         path.push(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Condition, Mount, Restart};
+
+    /// A project folder `proj` in a temp dir, holding `files` (name, content).
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        dir: PathBuf,
+    }
+
+    fn fixture(files: &[(&str, &str)]) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("proj");
+        for (name, content) in files {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        Fixture { _tmp: tmp, dir }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut e: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        e.entry("HOME".into())
+            .or_insert_with(|| "/home/user".into());
+        e
+    }
+
+    fn load_dir(f: &Fixture, files: &[&str], pairs: &[(&str, &str)]) -> Result<Project> {
+        let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+        load_in(&f.dir, &files, None, None, &[], &env(pairs))
+    }
+
+    /// Loads one compose.yaml.
+    fn one(yaml: &str, pairs: &[(&str, &str)]) -> Result<Project> {
+        let f = fixture(&[("compose.yaml", yaml)]);
+        load_dir(&f, &[], pairs)
+    }
+
+    fn err(yaml: &str) -> String {
+        one(yaml, &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_error_is_one_line_naming_file_line_and_key() {
+        let cases: &[(&str, &str)] = &[
+            ("services:\n  web:\n    image: busybox\n    imagee: x\n", "compose.yaml:4: services.web: unknown key \"imagee\""),
+            ("servics:\n  web:\n    image: busybox\n", "compose.yaml:1: (top level): unknown key \"servics\""),
+            ("services:\n  web:\n    image: 12\n", "compose.yaml:3: services.web.image: expected a string"),
+            ("services:\n  web:\n    image: a\n    user: 1000\n", "compose.yaml:4: services.web.user: expected a string"),
+            ("services:\n  web:\n    image: a\n    ports:\n      - 80\n      - {published: 80}\n", "compose.yaml:6: services.web.ports[1]: missing key \"target\""),
+            ("services:\n  web:\n    image: a\n    ports:\n      - \"80/icmp\"\n", "compose.yaml:5: services.web.ports[0]: invalid protocol \"icmp\" (tcp, udp or sctp)"),
+            ("services:\n  web:\n    image: a\n    ports: \"80:80\"\n", "compose.yaml:4: services.web.ports: expected a list"),
+            ("services:\n  web:\n    image: a\n    cap_drop: ALL\n", "compose.yaml:4: services.web.cap_drop: expected a list"),
+            ("services:\n  web:\n    image: a\n    tty: maybe\n", "compose.yaml:4: services.web.tty: expected a boolean"),
+            ("services:\n  web:\n    image: a\n    mem_limit: lots\n", "compose.yaml:4: services.web.mem_limit: invalid size \"lots\" (bytes, or a number with b, k, m or g)"),
+            ("services:\n  web:\n    image: a\n    cpus: many\n", "compose.yaml:4: services.web.cpus: expected a number"),
+            ("services:\n  web:\n    image: a\n    pids_limit: 1.5\n", "compose.yaml:4: services.web.pids_limit: expected an integer"),
+            ("services:\n  web:\n    image: a\n    restart: sometimes\n", "compose.yaml:4: services.web.restart: invalid restart policy \"sometimes\" (no, always, on-failure[:N] or unless-stopped)"),
+            ("services:\n  web:\n    image: a\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: 10\n", "compose.yaml:6: services.web.healthcheck.interval: expected a string"),
+            ("services:\n  web:\n    image: a\n    healthcheck:\n      interval: 10 s\n", "compose.yaml:5: services.web.healthcheck.interval: invalid duration \"10 s\" (like 1m30s, 10s or 500ms)"),
+            ("services:\n  web:\n    image: a\n    healthcheck:\n      test: [true]\n", "compose.yaml:5: services.web.healthcheck.test[0]: expected a string"),
+            ("services:\n  web:\n    image: a\n    healthcheck:\n      test: [curl, x]\n", "compose.yaml:5: services.web.healthcheck.test: a list must start with CMD, CMD-SHELL or NONE"),
+            ("services:\n  web:\n    image: a\n    depends_on:\n      db:\n        condition: service_ready\n  db:\n    image: a\n", "compose.yaml:6: services.web.depends_on.db.condition: invalid condition \"service_ready\" (service_started, service_healthy or service_completed_successfully)"),
+            ("services:\n  web:\n    image: a\n    volumes:\n      - ./a:/a:rx\n", "compose.yaml:5: services.web.volumes[0]: unknown option \"rx\" in volume \"./a:/a:rx\""),
+            ("services:\n  web:\n    image: a\n    volumes:\n      - type: bind\n        target: /a\n", "compose.yaml:5: services.web.volumes[0]: a bind mount needs a \"source\""),
+            ("services:\n  web:\n    image: a\n    volumes:\n      - type: nfs\n        target: /a\n", "compose.yaml:5: services.web.volumes[0].type: unsupported mount type \"nfs\" (bind, volume or tmpfs)"),
+            ("services:\n  web:\n    image: a\n    volumes:\n      - type: volume\n        target: /a\n        bind: {}\n", "compose.yaml:5: services.web.volumes[0]: \"bind\" options on a mount of type volume"),
+            ("services:\n  web:\n    image: a\n    build:\n      context: .\n      dockerfil: Minifile\n", "compose.yaml:6: services.web.build: unknown key \"dockerfil\""),
+            ("services:\n  web:\n    image: a\n    deploy:\n      replicas: 2\n", "compose.yaml:5: services.web.deploy: unknown key \"replicas\""),
+            ("services:\n  web:\n    image: a\n    deploy:\n      resources:\n        limits:\n          memory: 1x\n", "compose.yaml:7: services.web.deploy.resources.limits.memory: invalid size \"1x\" (bytes, or a number with b, k, m or g)"),
+            ("services:\n  web:\n    image: a\n    command: echo 'a\n", "compose.yaml:4: services.web.command: unterminated ' quote"),
+            ("services:\n  web:\n    image: a\n    command: echo a && echo b\n", "compose.yaml:4: services.web.command: '&' is a shell operator and the command runs without a shell: quote it, or use [\"sh\", \"-c\", \"...\"]"),
+            ("services:\n  web:\n    image: a\n    command: echo $1\n", "compose.yaml:4: services.web.command: invalid interpolation format in \"echo $1\": you may need to escape any $ with another $"),
+            ("services:\n  web:\n    image: a\n    environment:\n      - =x\n", "compose.yaml:5: services.web.environment[0]: a variable name is empty"),
+            ("services:\n  web:\n    image: a\n    environment: [[a]]\n", "compose.yaml:4: services.web.environment[0]: expected a string or a number"),
+            ("services:\n  web:\n    image: a\n    extra_hosts:\n      - nocolon\n", "compose.yaml:5: services.web.extra_hosts[0]: expected HOST:IP or HOST=IP, got \"nocolon\""),
+            ("services:\n  web:\n    image: a\n    devices:\n      - /dev/snd:/dev/snd:rwx\n", "compose.yaml:5: services.web.devices[0]: invalid device permissions \"rwx\" (a combination of r, w and m)"),
+            ("services:\n  web:\n    image: a\n    networks:\n      front:\n        alias: [x]\nnetworks:\n  front:\n", "compose.yaml:6: services.web.networks.front: unknown key \"alias\""),
+            ("services:\n  web:\n    image: a\n    networks: [front]\n", "compose.yaml:4: services.web.networks: network \"front\" is not declared in the top-level networks"),
+            ("services:\n  -web:\n    image: a\n", "compose.yaml:2: services.-web: a service name must be letters, digits, '.', '_' and '-', starting with a letter or digit"),
+            ("services:\n  web:\n    build: {}\n    container_name: x\n  db:\n    image: a\n    container_name: x\n", "compose.yaml:5: services.db: container name \"x\" is already used by service \"web\""),
+            ("services:\n  web:\n    user: a\n", "compose.yaml:2: services.web: no image and no build (a service needs one of them)"),
+            ("services:\n  web:\n    image: a\n    depends_on: [web]\n", "compose.yaml:4: services.web.depends_on: a service cannot depend on itself"),
+            ("volumes:\n  data:\n    drivr: local\n", "compose.yaml:3: volumes.data: unknown key \"drivr\""),
+            ("networks:\n  n:\n    internal: sometimes\n", "compose.yaml:3: networks.n.internal: expected a boolean"),
+            ("name: \"!!!\"\nservices: {}\n", "compose.yaml:1: name: \"!!!\" has no letter or digit to make a project name of"),
+            ("services:\n  web:\n    image: a\n  web:\n    image: b\n", "compose.yaml:4: services: duplicate key \"web\" (first at line 2)"),
+            ("services:\n  web:\n    image: [a\n", "compose.yaml:4: invalid YAML: while parsing a flow sequence, expected ',' or ']'"),
+            ("- a\n- b\n", "compose.yaml:1: (top level): expected a map of compose keys"),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(err(yaml), *want, "for:\n{yaml}");
+        }
+    }
+
+    fn web(p: &Project) -> &Service {
+        &p.services["web"]
+    }
+
+    #[test]
+    fn both_syntaxes_resolve_alike() {
+        let files_short = "services:\n  web:\n    build: ./app\n    image: w\n    command: sh -c 'echo hi'\n    entrypoint: /init --x\n    environment: [A=1, B, C=]\n    labels: [l1=a, l2]\n    env_file: web.env\n    depends_on: [db]\n    networks: [front]\n    ports: [\"127.0.0.1:8080:80/udp\"]\n    volumes: [\"data:/data:ro\", \"./src:/src\"]\n    extra_hosts: [\"h:1.2.3.4\"]\n    dns: 1.1.1.1\n    tmpfs: /run\n  db: {image: d}\nnetworks: {front: }\nvolumes: {data: }\n";
+        let files_long = "services:\n  web:\n    build: {context: ./app}\n    image: w\n    command: [sh, -c, echo hi]\n    entrypoint: [/init, --x]\n    environment: {A: 1, B: null, C: \"\"}\n    labels: {l1: a, l2: null}\n    env_file: [{path: web.env, required: true}]\n    depends_on: {db: {condition: service_started, required: true}}\n    networks: {front: null}\n    ports: [{target: 80, published: \"8080\", host_ip: 127.0.0.1, protocol: udp, mode: ingress}]\n    volumes:\n      - {type: volume, source: data, target: /data, read_only: true, volume: {}}\n      - {type: bind, source: ./src, target: /src, bind: {create_host_path: true}}\n    extra_hosts: {h: 1.2.3.4}\n    dns: [1.1.1.1]\n    tmpfs: [/run]\n  db: {image: d}\nnetworks: {front: }\nvolumes: {data: }\n";
+        let mut got = Vec::new();
+        for yaml in [files_short, files_long] {
+            let f = fixture(&[
+                ("compose.yaml", yaml),
+                ("web.env", "E=from-file\n"),
+                ("app/Minifile", "FROM scratch\n"),
+            ]);
+            let p = load_dir(&f, &[], &[("B", "from-shell")]).unwrap();
+            let w = web(&p).clone();
+            assert_eq!(w.build.as_ref().unwrap().context, f.dir.join("app"));
+            assert_eq!(w.build.as_ref().unwrap().dockerfile, "Minifile");
+            assert_eq!(w.command.as_deref().unwrap(), ["sh", "-c", "echo hi"]);
+            assert_eq!(w.entrypoint.as_deref().unwrap(), ["/init", "--x"]);
+            assert_eq!(w.env(), ["A=1", "B=from-shell", "C=", "E=from-file"]);
+            assert_eq!(
+                w.labels,
+                BTreeMap::from([("l1".into(), "a".into()), ("l2".into(), String::new())])
+            );
+            assert_eq!(w.depends_on["db"].condition, Condition::Started);
+            assert!(w.depends_on["db"].required);
+            assert_eq!(w.networks, BTreeMap::from([("front".to_string(), None)]));
+            assert_eq!(w.ports.len(), 1);
+            let port = &w.ports[0];
+            assert_eq!(
+                (
+                    port.target,
+                    port.published.as_deref(),
+                    port.host_ip.as_deref(),
+                    port.protocol.as_str()
+                ),
+                (80, Some("8080"), Some("127.0.0.1"), "udp")
+            );
+            assert_eq!(port.published_range(), Some((8080, 8080)));
+            let v: Vec<(MountType, Option<String>, &str, bool)> = w
+                .volumes
+                .iter()
+                .map(|m: &Mount| (m.kind, m.source.clone(), m.target.as_str(), m.read_only))
+                .collect();
+            let src = f.dir.join("src").to_string_lossy().into_owned();
+            assert_eq!(
+                v,
+                [
+                    (MountType::Volume, Some("data".into()), "/data", true),
+                    (MountType::Bind, Some(src), "/src", false)
+                ]
+            );
+            assert!(w.volumes[1].create_host_path);
+            assert_eq!(p.volume_name("data"), Some("proj_data"));
+            assert_eq!(p.network_name("front"), Some("proj_front"));
+            assert_eq!(w.extra_hosts, [("h".to_string(), "1.2.3.4".to_string())]);
+            assert_eq!(w.dns, ["1.1.1.1"]);
+            assert_eq!(w.tmpfs, ["/run"]);
+            got.push(
+                p.config_yaml()
+                    .replace(&f.dir.to_string_lossy().into_owned(), "DIR"),
+            );
+        }
+        assert_eq!(got[0], got[1]);
+    }
+
+    #[test]
+    fn scalar_keys_and_limits() {
+        let p = one(
+            "services:\n  web:\n    image: a\n    user: \"1000:1000\"\n    working_dir: /w\n    hostname: h\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    security_opt: [no-new-privileges]\n    mem_limit: 512m\n    cpus: 0.5\n    pids_limit: 64\n    init: true\n    tty: true\n    stdin_open: true\n    ipc: host\n    group_add: [audio, 39]\n    shm_size: 64m\n    read_only: true\n    restart: on-failure:5\n    healthcheck:\n      test: wget -q localhost\n      interval: 1m30s\n      timeout: 5s\n      retries: 3\n      start_period: 10s\n  job:\n    image: a\n    deploy: {resources: {limits: {cpus: 2, memory: 1g, pids: 10}}}\n    healthcheck: {test: [NONE]}\n    restart: \"no\"\n",
+            &[],
+        )
+        .unwrap();
+        let w = web(&p);
+        assert_eq!(
+            (
+                w.user.as_deref(),
+                w.working_dir.as_deref(),
+                w.hostname.as_deref()
+            ),
+            (Some("1000:1000"), Some("/w"), Some("h"))
+        );
+        assert_eq!(
+            (
+                w.cap_add.as_slice(),
+                w.cap_drop.as_slice(),
+                w.security_opt.as_slice()
+            ),
+            (
+                &["NET_ADMIN".to_string()][..],
+                &["ALL".to_string()][..],
+                &["no-new-privileges".to_string()][..]
+            )
+        );
+        assert_eq!(
+            (w.memory_limit(), w.cpu_limit(), w.pids()),
+            (Some(512 << 20), Some(0.5), Some(64))
+        );
+        assert_eq!(
+            (w.init, w.tty, w.stdin_open, w.read_only),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
+        assert_eq!(
+            (w.ipc.as_deref(), w.group_add.as_slice(), w.shm_size),
+            (
+                Some("host"),
+                &["audio".to_string(), "39".to_string()][..],
+                Some(64 << 20)
+            )
+        );
+        assert_eq!(w.restart, Some(Restart::OnFailure(Some(5))));
+        let h = w.healthcheck.as_ref().unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "wget -q localhost"]);
+        assert_eq!(
+            (h.interval, h.timeout, h.retries, h.start_period),
+            (
+                Some(std::time::Duration::from_secs(90)),
+                Some(std::time::Duration::from_secs(5)),
+                Some(3),
+                Some(std::time::Duration::from_secs(10))
+            )
+        );
+        assert!(!h.is_disabled());
+        let j = &p.services["job"];
+        assert_eq!(
+            (j.memory_limit(), j.cpu_limit(), j.pids()),
+            (Some(1 << 30), Some(2.0), Some(10))
+        );
+        assert!(j.healthcheck.as_ref().unwrap().is_disabled());
+        assert_eq!(j.restart, Some(Restart::No));
+        assert_eq!(j.image_name("proj"), "a");
+    }
+
+    #[test]
+    fn the_shell_wins_over_dotenv_and_dollar_dollar_is_literal() {
+        let f = fixture(&[
+            ("compose.yaml", "services:\n  web:\n    image: ${IMG}\n    environment:\n      A: $A\n      B: ${B}\n      LIT: $$A-$${B}\n      BARE:\n"),
+            (".env", "A=dotenv-a\nB=dotenv-b\nIMG=busybox\nBARE=dotenv-bare\n"),
+        ]);
+        let p = load_dir(&f, &[], &[("A", "shell-a"), ("BARE", "shell-bare")]).unwrap();
+        assert_eq!(
+            web(&p).env(),
+            ["A=shell-a", "B=dotenv-b", "BARE=shell-bare", "LIT=$A-${B}"]
+        );
+        assert_eq!(web(&p).image.as_deref(), Some("busybox"));
+        assert_eq!(p.environment["A"], "shell-a");
+
+        // --env-file replaces .env; later env files win over earlier ones.
+        let envs = [f.dir.join("one.env"), PathBuf::from("two.env")];
+        std::fs::write(&envs[0], "IMG=one\nB=one\n").unwrap();
+        std::fs::write(f.dir.join("two.env"), "B=two-${IMG}\n").unwrap();
+        let p = load_in(&f.dir, &[], None, None, &envs, &env(&[])).unwrap();
+        assert_eq!(web(&p).image.as_deref(), Some("one"));
+        assert_eq!(web(&p).environment["B"].as_deref(), Some("two-one"));
+        assert_eq!(web(&p).environment["BARE"], None, ".env was not read");
+    }
+
+    #[test]
+    fn unset_variables_warn_with_their_line() {
+        let p = one("services:\n  web:\n    image: busybox\n    environment:\n      A: x${NOPE}y\n      B: $NOPE\n", &[]).unwrap();
+        assert_eq!(web(&p).environment["A"].as_deref(), Some("xy"));
+        assert_eq!(
+            p.warnings,
+            [
+                "compose.yaml:5: variable \"NOPE\" is not set, using an empty string",
+                "compose.yaml:6: variable \"NOPE\" is not set, using an empty string"
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_are_not_interpolated() {
+        let p = one(
+            "services:\n  web:\n    image: busybox\n    labels:\n      $KEY: $KEY\n",
+            &[("KEY", "v")],
+        )
+        .unwrap();
+        assert_eq!(web(&p).labels["$KEY"], "v");
+    }
+
+    #[test]
+    fn project_name_precedence() {
+        let f = fixture(&[
+            ("compose.yaml", "name: From_File\nservices: {}\n"),
+            (".env", "COMPOSE_PROJECT_NAME=from-dotenv\n"),
+        ]);
+        let e = env(&[("COMPOSE_PROJECT_NAME", "from-shell")]);
+        let name = |flag: Option<&str>, e: &HashMap<String, String>| {
+            load_in(&f.dir, &[], None, flag, &[], e).map(|p| p.name)
+        };
+        assert_eq!(name(Some("from-flag"), &e).unwrap(), "from-flag");
+        assert_eq!(name(None, &e).unwrap(), "from-shell");
+        assert_eq!(name(None, &env(&[])).unwrap(), "from-dotenv");
+        std::fs::remove_file(f.dir.join(".env")).unwrap();
+        assert_eq!(name(None, &env(&[])).unwrap(), "from_file");
+        std::fs::write(f.dir.join("compose.yaml"), "services: {}\n").unwrap();
+        assert_eq!(name(None, &env(&[])).unwrap(), "proj");
+        assert_eq!(
+            name(Some("Bad Name"), &e).unwrap_err().to_string(),
+            "invalid project name \"Bad Name\": it must be lowercase letters, digits, '-' and '_', starting with a letter or digit"
+        );
+        // A directory name is normalized as compose does.
+        let g = fixture(&[("My Project.v2/compose.yaml", "services: {}\n")]);
+        let p = load_in(
+            &g.dir.join("My Project.v2"),
+            &[],
+            None,
+            None,
+            &[],
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(p.name, "myprojectv2");
+    }
+
+    #[test]
+    fn services_start_after_their_dependencies() {
+        let p = one(
+            "services:\n  web:\n    image: a\n    depends_on: [api, cache]\n  api:\n    image: a\n    depends_on:\n      db:\n        condition: service_healthy\n  db:\n    image: a\n  cache:\n    image: a\n  zz:\n    image: a\n  tool:\n    image: a\n    depends_on:\n      missing:\n        condition: service_started\n        required: false\n",
+            &[],
+        )
+        .unwrap();
+        let order: Vec<&str> = p
+            .services_in_order()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(order, ["cache", "db", "tool", "zz", "api", "web"]);
+        assert_eq!(
+            p.services["api"].depends_on["db"].condition,
+            Condition::Healthy
+        );
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        assert_eq!(
+            err("services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [c]\n  c:\n    image: x\n    depends_on: [a]\n  d:\n    image: x\n    depends_on: [a]\n"),
+            "compose.yaml:4: dependency cycle: a -> b -> c -> a"
+        );
+        assert_eq!(
+            err("services:\n  web:\n    image: x\n    depends_on:\n      worker: {condition: service_started}\n  worker:\n    image: x\n    depends_on: [web]\n"),
+            "compose.yaml:5: dependency cycle: web -> worker -> web"
+        );
+    }
+
+    #[test]
+    fn names_and_paths_resolve() {
+        let f = fixture(&[
+            ("compose.yaml", "services:\n  web:\n    image: a\n    build: ../other/./ctx\n    volumes:\n      - ~:/home\n      - ./a/../b:/b\n  db:\n    image: a\n    container_name: the-db\n    env_file: conf/db.env\nvolumes:\n  ext: {external: true}\n  named: {name: exact}\n"),
+            ("conf/db.env", "X=1\n"),
+        ]);
+        let p = load_dir(&f, &[], &[]).unwrap();
+        let w = web(&p);
+        assert_eq!(w.container, "proj-web-1");
+        assert_eq!(p.services["db"].container, "the-db");
+        assert_eq!(
+            w.build.as_ref().unwrap().context,
+            f.dir.parent().unwrap().join("other/ctx")
+        );
+        let sources: Vec<&str> = w
+            .volumes
+            .iter()
+            .map(|m| m.source.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                "/home/user".to_string(),
+                f.dir.join("b").to_string_lossy().into_owned()
+            ]
+        );
+        assert_eq!(p.services["db"].env_file[0].path, f.dir.join("conf/db.env"));
+        assert_eq!(p.volume_name("ext"), Some("ext"));
+        assert_eq!(p.volume_name("named"), Some("exact"));
+        assert_eq!(p.network_name("default"), Some("proj_default"));
+        assert_eq!(p.dir, f.dir);
+    }
+
+    #[test]
+    fn a_missing_env_file_is_an_error_unless_not_required() {
+        let f = fixture(&[(
+            "compose.yaml",
+            "services:\n  web:\n    image: a\n    env_file:\n      - nope.env\n",
+        )]);
+        let e = load_dir(&f, &[], &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "compose.yaml:4: services.web.env_file: read {}: no such file or directory",
+                f.dir.join("nope.env").display()
+            )
+        );
+        let p = one("services:\n  web:\n    image: a\n    env_file:\n      - path: nope.env\n        required: false\n", &[]).unwrap();
+        assert!(web(&p).environment.is_empty());
+    }
+
+    #[test]
+    fn environment_over_env_file_and_bare_names() {
+        let f = fixture(&[
+            ("compose.yaml", "services:\n  web:\n    image: a\n    env_file: [a.env, b.env]\n    environment:\n      - FROM_B_OVERRIDDEN=compose\n      - BARE_SHELL\n      - BARE_NOWHERE\n      - IN_FILE_ONLY_BARE\n"),
+            ("a.env", "FROM_A=a\nFROM_B_OVERRIDDEN=a\nIN_FILE_ONLY_BARE=file\nREF=${BARE_SHELL}\n"),
+            ("b.env", "FROM_B_OVERRIDDEN=b\n"),
+        ]);
+        let p = load_dir(&f, &[], &[("BARE_SHELL", "shell")]).unwrap();
+        let e = &web(&p).environment;
+        assert_eq!(e["FROM_A"].as_deref(), Some("a"));
+        assert_eq!(e["FROM_B_OVERRIDDEN"].as_deref(), Some("compose"));
+        assert_eq!(e["BARE_SHELL"].as_deref(), Some("shell"));
+        assert_eq!(e["BARE_NOWHERE"], None);
+        assert_eq!(e["IN_FILE_ONLY_BARE"].as_deref(), Some("file"));
+        assert_eq!(e["REF"].as_deref(), Some("shell"));
+        assert!(!web(&p).env().iter().any(|v| v.starts_with("BARE_NOWHERE")));
+    }
+
+    #[test]
+    fn merging_two_files_in_order() {
+        let base = "services:\n  web:\n    image: a:1\n    command: [a]\n    environment: {X: base, Y: base}\n    ports: [\"80:80\"]\n    volumes: [\"./one:/data\"]\n    cap_add: [A]\n";
+        let over = "services:\n  web:\n    image: a:2\n    command: [b, c]\n    environment: [X=over]\n    ports: [\"80:80\", \"81:81\"]\n    volumes: [\"./two:/data:ro\"]\n    cap_add: [B, A]\n";
+        let f = fixture(&[("base.yaml", base), ("over.yaml", over)]);
+        let p = load_dir(&f, &["base.yaml", "over.yaml"], &[]).unwrap();
+        let w = web(&p);
+        assert_eq!(w.image.as_deref(), Some("a:2"));
+        assert_eq!(w.command.as_deref().unwrap(), ["b", "c"]);
+        assert_eq!(w.env(), ["X=over", "Y=base"]);
+        assert_eq!(
+            w.ports.iter().map(|p| p.target).collect::<Vec<_>>(),
+            [80, 81]
+        );
+        assert_eq!(w.volumes.len(), 1);
+        assert!(w.volumes[0].read_only);
+        assert!(w.volumes[0].source.as_deref().unwrap().ends_with("/two"));
+        assert_eq!(w.cap_add, ["A", "B"]);
+        assert_eq!(p.files, [f.dir.join("base.yaml"), f.dir.join("over.yaml")]);
+        // The other order gives the other values.
+        let q = load_dir(&f, &["over.yaml", "base.yaml"], &[]).unwrap();
+        assert_eq!(web(&q).image.as_deref(), Some("a:1"));
+        assert_eq!(web(&q).command.as_deref().unwrap(), ["a"]);
+        // An error names the file it is in.
+        std::fs::write(f.dir.join("over.yaml"), "services:\n  web:\n    imag: x\n").unwrap();
+        assert_eq!(
+            load_dir(&f, &["base.yaml", "over.yaml"], &[])
+                .unwrap_err()
+                .to_string(),
+            "over.yaml:3: services.web: unknown key \"imag\""
+        );
+    }
+
+    #[test]
+    fn files_are_found_as_compose_finds_them() {
+        let f = fixture(&[
+            ("docker-compose.yml", "services:\n  web:\n    image: old\n"),
+            ("sub/dir/.keep", ""),
+        ]);
+        // Found in a parent directory; the project directory is the file's.
+        let p = load_in(&f.dir.join("sub/dir"), &[], None, None, &[], &env(&[])).unwrap();
+        assert_eq!(p.dir, f.dir);
+        assert_eq!(web(&p).image.as_deref(), Some("old"));
+        // compose.yaml comes first.
+        std::fs::write(
+            f.dir.join("compose.yaml"),
+            "services:\n  web:\n    image: new\n",
+        )
+        .unwrap();
+        assert_eq!(
+            web(&load_dir(&f, &[], &[]).unwrap()).image.as_deref(),
+            Some("new")
+        );
+        // COMPOSE_FILE, from the shell or .env, lists files.
+        std::fs::write(
+            f.dir.join("extra.yaml"),
+            "services:\n  web:\n    image: extra\n",
+        )
+        .unwrap();
+        let p = load_dir(&f, &[], &[("COMPOSE_FILE", "compose.yaml:extra.yaml")]).unwrap();
+        assert_eq!(web(&p).image.as_deref(), Some("extra"));
+        std::fs::write(f.dir.join(".env"), "COMPOSE_FILE=extra.yaml\n").unwrap();
+        assert_eq!(
+            web(&load_dir(&f, &[], &[]).unwrap()).image.as_deref(),
+            Some("extra")
+        );
+        // Nothing to find.
+        let empty = tempfile::tempdir().unwrap();
+        let e = load_in(empty.path(), &[], None, None, &[], &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("no compose file found in "), "{e}");
+        // A file named with -f that does not exist.
+        let e = load_dir(&f, &["nope.yaml"], &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "read {}: No such file or directory (os error 2)",
+                f.dir.join("nope.yaml").display()
+            )
+        );
     }
 }
