@@ -4,35 +4,38 @@
 //! engine drives containers from the `Project` (`mrun compose up/down/ps/...`); `mrun compose
 //! config` prints [`Project::config_yaml`].
 //!
-//! Loading is a pipeline, one file at a time, then over all of them:
-//! YAML -> a tree of nodes that keep their lines ([`yaml`](crate::yaml)) -> `${VAR}`
-//! interpolation of every string value from the shell and `.env` ([`interpolate`](crate::interpolate))
-//! -> typed values, refusing unknown keys and wrong types with one line naming file, line and
-//! key ([`parse`](crate::parse)) -> the files merged ([`merge`](crate::merge)) -> the project
-//! resolved: name, paths, environment, names, references, order ([`project`](crate::project)).
+//! Loading is a pipeline, one file at a time, then over all of them: YAML -> a tree of nodes
+//! that keep their lines (`yaml`) -> `${VAR}` interpolation of every string value from the
+//! shell and `.env` (`interpolate`, `dotenv`) -> typed values, refusing unknown keys and wrong
+//! types with one line naming file, line and key (`parse`, `read`) -> the files merged
+//! (`merge`) -> the project resolved: name, paths, environment, names, references, order
+//! (`project`). `config` and `emit` print it back.
 //!
 //! # Why saphyr-parser
 //!
-//! serde_yaml is unmaintained. The maintained candidates, measured on this 2-core machine
-//! (clean build of the crate and its dependencies, CPU seconds, `opt-level = 2` as the
-//! workspace builds dependencies):
+//! serde_yaml is unmaintained. The maintained candidates, each built from clean in its own
+//! scratch crate on this 2-core machine (`-j2`, dependencies at `opt-level = 2` as the
+//! workspace builds them; CPU seconds, user + sys, on 2026-12-03):
 //!
-//! | crate | what it gives | deps | CPU s (beyond what the workspace already builds) |
-//! | --- | --- | --- | --- |
-//! | `saphyr-parser` 0.3 | YAML 1.2 events, each with a line/column span | arraydeque, thiserror | 1.2 |
-//! | `yaml-rust2` 0.13 | the same events plus a document model | + encoding_rs, hashlink, hashbrown... | 30 (23) |
-//! | `serde_norway` 0.9 (serde_yaml's fork) | serde over unsafe-libyaml | + indexmap, itoa, ryu, unsafe-libyaml-norway | 27 (17) |
-//! | `serde-saphyr` 2.2 | serde over saphyr, good spans | 20 crates (annotate-snippets, base64, encoding_rs...) | 77 |
-//! | `serde_yml` 0.0.13 | | now built on an unvetted `noyalib`; flagged unsound | not considered |
+//! | crate | what it gives | its dependencies | clean | not already built by the workspace |
+//! | --- | --- | --- | --- | --- |
+//! | `saphyr-parser` 0.3.4 | YAML 1.2 events, each with a line/column span | arraydeque, thiserror | 51 s | about 1 s |
+//! | `yaml-rust2` 0.13 | the same events, and a document model | + encoding_rs, hashlink, hashbrown... | 30 s | 24 s |
+//! | `serde_norway` 0.9 (serde_yaml's fork) | serde over unsafe-libyaml | + indexmap, itoa, ryu, unsafe-libyaml-norway | 27 s | 17 s |
+//! | `serde-saphyr` 2.2 | serde over saphyr, with spans | 20 crates (annotate-snippets, base64, encoding_rs...) | 77 s | |
+//! | `serde_yml` 0.0.13 | | now built on an unvetted `noyalib`; reported unsound before | not considered | |
 //!
-//! saphyr-parser is the parser half of the saphyr project (the maintained successor of
-//! yaml-rust, by yaml-rust2's maintainers); it is pure Rust, passes the YAML test suite, and
-//! costs about a second of CPU here. The serde routes were worse for this job, not only
-//! heavier: compose interpolates *before* typing, so a serde deserializer would run over an
-//! intermediate `Value` that has already lost the line numbers errors must name. Our own
-//! small typed layer over located nodes gives every error its file, line and key, exactly
-//! the wording we want (`expected a string or a number`, not "data did not match any variant
-//! of untagged enum"), and no proc-macro work.
+//! The 51 s of `saphyr-parser` are syn and thiserror, which the workspace builds anyway. This
+//! crate on top of it: 6.5 s of CPU for a clean debug build.
+//!
+//! saphyr-parser is the parser half of the saphyr project, the maintained successor of
+//! yaml-rust by yaml-rust2's maintainers; it is pure Rust and its authors test it against the
+//! YAML test suite. The serde routes were worse for this job, not only heavier: compose
+//! interpolates *before* typing, so a serde deserializer would run over an intermediate
+//! `Value` that has already lost the line numbers the errors must name. A small typed layer
+//! over located nodes gives every error its file, line and key, in the words we choose
+//! (`expected a string or a number`, not "data did not match any variant of untagged enum"),
+//! with no proc-macro work.
 
 mod config;
 mod dotenv;
