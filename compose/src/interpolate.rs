@@ -1,5 +1,5 @@
 //! Variable substitution in compose files and `.env` files, as the Compose specification
-//! defines it (https://github.com/compose-spec/compose-spec/blob/main/12-interpolation.md):
+//! defines it (<https://github.com/compose-spec/compose-spec/blob/main/12-interpolation.md>):
 //! `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`,
 //! `${VAR:+alt}`, `${VAR+alt}`, and `$$` for a literal `$`. Defaults, alternatives and error
 //! texts are substituted in turn, so `${A:-${B}}` works. It applies to string values only,

@@ -1,5 +1,5 @@
 //! Merging the files of one project (`-f a.yaml -f b.yaml`), later over earlier, by the
-//! Compose specification's merge rules (https://github.com/compose-spec/compose-spec/blob/main/13-merge.md):
+//! Compose specification's merge rules (<https://github.com/compose-spec/compose-spec/blob/main/13-merge.md>):
 //! a value set later replaces one set earlier; maps merge by key (environment, labels, build
 //! args, networks, depends_on); `command`, `entrypoint` and `healthcheck.test` are replaced
 //! whole; `volumes` and `devices` merge by their container path; other lists append, dropping
