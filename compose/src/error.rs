@@ -40,7 +40,7 @@ pub enum Error {
     #[error("{at}: {message}")]
     At { at: Loc, message: String },
     /// A file could not be read (or no compose file was found).
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}: {}", path.display(), io_message(source))]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -61,3 +61,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// "No such file or directory (os error 2)" -> "no such file or directory", as the rest of
+/// minibox writes them (layers' `io_message`; this crate does not depend on layers).
+pub(crate) fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

@@ -31,9 +31,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
             .collect(),
         None => vec![PathBuf::from("compose.yaml")],
     };
-    let name = read(&dir.join("project-name")).map(|n| n.trim().to_string());
     let shown = dir.to_string_lossy().into_owned();
-    let got = match load_in(dir, &files, None, name.as_deref(), &[], &env) {
+    let got = match load_in(dir, &files, None, None, &[], &env) {
         Ok(p) => Ok(p.config_yaml().replace(&shown, "{{dir}}")),
         Err(e) => Err(e.to_string().replace(&shown, "{{dir}}")),
     };

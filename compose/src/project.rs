@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Loc, Result};
+use crate::error::{io_message, Error, Loc, Result};
 use crate::interpolate::{substitute, Failure};
 use crate::model::{Dependency, MountType, Network, Project, Service};
 use crate::parse::File;
@@ -447,14 +447,6 @@ fn resolve_service(p: &Project, mut s: Service, home: Option<&str>) -> Result<Se
         s.networks.insert("default".to_string(), None);
     }
     Ok(s)
-}
-
-fn io_message(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
 }
 
 /// Relative to the project directory, `~` and `~/...` from HOME, cleaned lexically as
@@ -1146,7 +1138,7 @@ mod tests {
         assert_eq!(
             e,
             format!(
-                "read {}: No such file or directory (os error 2)",
+                "read {}: no such file or directory",
                 f.dir.join("nope.yaml").display()
             )
         );
