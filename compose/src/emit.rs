@@ -388,6 +388,7 @@ fn double_quoted(st: &str) -> String {
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 64 or 32)`, with YAML's names for the specials.
 pub(crate) fn go_float(f: f64, f32: bool) -> String {
+    let f = if f32 { f64::from(f as f32) } else { f };
     if f.is_nan() {
         return ".nan".to_string();
     }
@@ -582,6 +583,7 @@ services:
             (1234567.0, false, "1.234567e+06"),
             (-0.25, false, "-0.25"),
             (0.3, true, "0.3"),
+            (1e300, true, ".inf"),
         ];
         for (f, f32, want) in cases {
             assert_eq!(go_float(f, f32), want, "{f}");

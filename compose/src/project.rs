@@ -84,7 +84,8 @@ pub(crate) fn load_in(
                     .map(|f| (clean(&wd.join(f)), Arc::from(f)))
                     .collect()
             }
-            _ => vec![find_default(&cwd)?],
+            // Searched from --project-directory when given, as compose does.
+            _ => vec![find_default(&wd, &cwd)?],
         }
     };
     let dir = match project_dir {
@@ -172,9 +173,10 @@ fn display(p: &Path) -> Arc<str> {
     Arc::from(p.to_string_lossy().as_ref())
 }
 
-/// The first of compose's default file names in `cwd` or the nearest parent that has one.
-fn find_default(cwd: &Path) -> Result<(PathBuf, Arc<str>)> {
-    let mut dir = Some(cwd);
+/// The first of compose's default file names in `from` or the nearest parent that has one;
+/// shown by its name alone when it is in the current directory.
+fn find_default(from: &Path, cwd: &Path) -> Result<(PathBuf, Arc<str>)> {
+    let mut dir = Some(from);
     while let Some(d) = dir {
         for name in DEFAULT_FILES {
             let p = d.join(name);
@@ -191,7 +193,7 @@ fn find_default(cwd: &Path) -> Result<(PathBuf, Arc<str>)> {
     }
     Err(Error::Invalid(format!(
         "no compose file found in {} or its parents (looked for {})",
-        cwd.display(),
+        from.display(),
         DEFAULT_FILES.join(", ")
     )))
 }
@@ -1126,6 +1128,27 @@ mod tests {
         assert_eq!(
             web(&load_dir(&f, &[], &[]).unwrap()).image.as_deref(),
             Some("extra")
+        );
+        // --project-directory is where the search starts, and names the project.
+        let g = fixture(&[(
+            "elsewhere/compose.yaml",
+            "services:\n  web:\n    image: x\n    imagee: y\n",
+        )]);
+        let e = load_in(
+            &f.dir,
+            &[],
+            Some(&g.dir.join("elsewhere")),
+            None,
+            &[],
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:4: services.web: unknown key \"imagee\"",
+                g.dir.join("elsewhere/compose.yaml").display()
+            )
         );
         // Nothing to find.
         let empty = tempfile::tempdir().unwrap();

@@ -219,6 +219,7 @@ impl<'a> Builder<'a> {
 
     fn map(&mut self, line: usize, depth: usize) -> Result<Node> {
         let mut entries: Vec<Entry> = Vec::new();
+        let mut lines: HashMap<String, usize> = HashMap::new();
         // Merge keys (`<<: *base`, https://yaml.org/type/merge.html): the map's own keys win,
         // then the merged maps in order, the first one that has a key winning.
         let mut merged: Vec<Entry> = Vec::new();
@@ -244,11 +245,10 @@ impl<'a> Builder<'a> {
                 },
                 _ => return Err(self.err(key_line, "a mapping key must be a string")),
             };
-            if let Some(prev) = entries.iter().find(|e| e.key == key) {
+            if let Some(prev) = lines.insert(key.clone(), key_line) {
                 let msg = format!(
-                    "{}duplicate key \"{key}\" (first at line {})",
-                    self.path_prefix(),
-                    prev.line
+                    "{}duplicate key \"{key}\" (first at line {prev})",
+                    self.path_prefix()
                 );
                 return Err(self.err(key_line, msg));
             }
@@ -263,7 +263,7 @@ impl<'a> Builder<'a> {
             });
         }
         for m in merged {
-            if !entries.iter().any(|e| e.key == m.key) {
+            if !lines.contains_key(&m.key) {
                 entries.push(m);
             }
         }
@@ -271,6 +271,8 @@ impl<'a> Builder<'a> {
     }
 
     fn merge_source(&self, value: Node, merged: &mut Vec<Entry>, line: usize) -> Result<()> {
+        let mut seen: std::collections::HashSet<String> =
+            merged.iter().map(|m| m.key.clone()).collect();
         let sources = match value {
             Node::Map(..) => vec![value],
             Node::Seq(items, _) => items,
@@ -281,7 +283,7 @@ impl<'a> Builder<'a> {
                 return Err(self.err(line, "a merge key (<<) takes a map or a list of maps"));
             };
             for e in entries {
-                if !merged.iter().any(|m| m.key == e.key) {
+                if seen.insert(e.key.clone()) {
                     merged.push(e);
                 }
             }
